@@ -1,0 +1,66 @@
+//! The one public error type of `kitle-data`.
+//!
+//! Every variant says what was wrong and where (a store URL, an object path, a column), so that
+//! the CLI and the HTTP layer can show it to a person without adding context of their own.
+
+/// Errors raised while opening, reading or writing a kitle store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store URL could not be understood (unknown scheme, missing bucket, …).
+    #[error("invalid store URL {url:?}: {reason}")]
+    InvalidStoreUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A file of the store is not readable as the data contract says, and the store was opened
+    /// with `strict` reading (the default skips and reports such files instead).
+    #[error("unreadable file {path}: {reason}")]
+    UnreadableFile {
+        /// Path of the object relative to the store root.
+        path: String,
+        /// Why it cannot be read.
+        reason: String,
+    },
+
+    /// An argument given to a data operation is out of its range.
+    #[error("invalid argument {name}: {reason}")]
+    InvalidArgument {
+        /// The argument's name as the user knows it (`--customers`).
+        name: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The object store failed (I/O, network, permissions).
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+
+    /// DataFusion failed to plan or run a query.
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    /// Arrow failed to build or convert a batch.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// The Parquet writer or reader failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    /// A local file-system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, and on which path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,36 @@
+//! The DataFusion session every kitle query runs in.
+//!
+//! One place sets the options that the contract's reading depends on, so that the CLI, the
+//! engine and the tests all read the store the same way.
+
+use std::sync::Arc;
+
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::store::Store;
+
+/// The session configuration kitle uses.
+///
+/// Parquet strings are read as `Utf8` (the contract's type, not DataFusion's default
+/// `Utf8View`), so that a file's columns need no cast to the table's schema; the information
+/// schema is on so analysts can `SHOW TABLES`.
+pub fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    let options = config.options_mut();
+    options.execution.parquet.schema_force_view_types = false;
+    options.execution.parquet.pushdown_filters = true;
+    options.execution.parquet.reorder_filters = true;
+    options.sql_parser.enable_ident_normalization = true;
+    config
+}
+
+/// A new session with `store`'s object store registered, so that scans of the store's URLs
+/// go through `object_store`.
+pub fn new_context(store: &Store) -> SessionContext {
+    let runtime = RuntimeEnvBuilder::new()
+        .build_arc()
+        .expect("default runtime builds");
+    runtime.register_object_store(store.base_url(), Arc::clone(store.object_store()));
+    SessionContext::new_with_config_rt(session_config(), runtime)
+}

@@ -1,0 +1,4 @@
+//! One module per command of the CLI.
+
+pub mod generate;
+pub mod sql;

@@ -1,0 +1,126 @@
+//! `kitle`: the command-line entry point.
+//!
+//! Parses arguments (clap), loads the configuration once, runs one command and turns its
+//! failure into the exit code the spec gives it.
+
+mod commands;
+mod config;
+mod error;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::error::CliError;
+use crate::output::TableFormat;
+
+/// kitle: dynamic customer segments over an online shop's events and profiles.
+#[derive(Debug, Parser)]
+#[command(name = "kitle", version, about)]
+struct Cli {
+    /// Store URL: a local path, file:///… or s3://bucket/prefix (else KITLE_STORE, else the
+    /// `store` key of kitle.toml, else ./kitle-data).
+    #[arg(long, global = true)]
+    store: Option<String>,
+    /// Configuration file (default: ./kitle.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Fail on an unreadable file instead of skipping and reporting it.
+    #[arg(long, global = true)]
+    strict: bool,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a realistic synthetic shop (customers and events) into the store.
+    Generate(commands::generate::GenerateArgs),
+    /// Run analyst SQL over the store's tables.
+    Sql {
+        /// The query.
+        query: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+}
+
+/// What every command runs with.
+pub struct Context {
+    /// The validated configuration.
+    pub config: Config,
+    /// `--json` was given.
+    pub json: bool,
+}
+
+/// Prints what reading the store left out, as warnings on stderr.
+pub fn warn_report(report: &kitle_data::tables::ReadReport) {
+    for file in &report.skipped_files {
+        eprintln!("warning: skipped {}: {}", file.path, file.reason);
+    }
+    for nulls in &report.null_rows {
+        eprintln!(
+            "warning: {} rows of {} have no {} and are dropped",
+            nulls.rows, nulls.path, nulls.column
+        );
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = Config::load(&Overrides {
+        config_file: cli.config.clone(),
+        store: cli.store.clone(),
+        strict: cli.strict,
+    })?;
+    let ctx = Context {
+        config,
+        json: cli.json,
+    };
+    match &cli.command {
+        Command::Generate(args) => commands::generate::run(&ctx, args).await,
+        Command::Sql { query, format } => commands::sql::run(&ctx, query, *format).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KITLE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.code as u8)
+        }
+    }
+}
