@@ -1,0 +1,40 @@
+//! kitle's segment language: the typed definitions, reading them from JSON and checking them
+//! against the store.
+//!
+//! This is the contract of `shared/spec/segment-language.md` in types. The flow is:
+//!
+//! 1. [`parse_definition`] reads a JSON document into a [`SegmentDefinition`], with instants
+//!    resolved in the store's time zone and numbers kept as exact [`Decimal`]s, refusing it
+//!    with *every* [`Problem`] the document has (each with its JSON path, what was found and
+//!    what is allowed);
+//! 2. [`validate_set`] checks a set of definitions against the store's [`StoreSchemas`] and the
+//!    segments already stored (columns, operators by Arrow type, references, cycles);
+//! 3. [`SegmentDefinition::to_json`] writes a definition back for storage; parsing the result
+//!    gives an equal definition;
+//! 4. [`dependency_order`] orders segments so that each comes after those it refers to, for
+//!    refresh.
+//!
+//! Compiling definitions to DataFusion plans and refreshing build on these types elsewhere in
+//! this crate later; nothing here knows HTTP, the command line, file paths or DataFusion.
+
+#![warn(missing_docs)]
+
+pub mod decimal;
+pub mod definition;
+pub mod error;
+pub mod parse;
+pub mod time;
+pub mod validate;
+
+pub use decimal::Decimal;
+pub use definition::{
+    AttributeCondition, Comparison, Condition, EventCondition, FollowUp, Measure, Op, Period,
+    PropertyFilter, Refresh, SegmentDefinition, Value,
+};
+pub use error::{Error, Problem, Problems};
+pub use parse::{is_valid_id, parse_definition, parse_definitions};
+pub use time::{Duration, DurationUnit, format_instant, parse_instant};
+pub use validate::{ColumnKind, StoreSchemas, dependency_order, validate_set};
+
+#[cfg(test)]
+mod test_support;
