@@ -78,6 +78,17 @@ impl ContractTables {
         })
     }
 
+    /// The store these tables read.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The normalised schema of one table: the contract's columns, then the extra columns of
+    /// its readable files (for `events`, without the partition column).
+    pub fn schema(&self, table: ContractTable) -> datafusion::arrow::datatypes::SchemaRef {
+        table.schema(&self.files(table).extra_columns)
+    }
+
     /// The checked files of one table.
     pub fn files(&self, table: ContractTable) -> &TableFiles {
         match table {

@@ -185,6 +185,30 @@ pub enum Error {
         /// Why this text is not that.
         reason: String,
     },
+    /// A valid definition could not be turned into a plan (a `sql` condition that does not
+    /// plan, a column whose type changed since validation). Names the segment and the cause.
+    #[error("cannot plan segment {segment}: {message}")]
+    Compile {
+        /// The segment being planned (empty when the whole refresh is concerned).
+        segment: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Running the plan failed (reading the store, DataFusion at run time).
+    #[error("evaluation failed: {0}")]
+    Execution(String),
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Error::Execution(e.to_string())
+    }
+}
+
+impl From<kitle_data::Error> for Error {
+    fn from(e: kitle_data::Error) -> Self {
+        Error::Execution(e.to_string())
+    }
 }
 
 impl Error {
@@ -210,6 +234,7 @@ impl Error {
                 allowed,
                 reason,
             } => vec![Problem::new(path, quote(&found), allowed, reason)],
+            other => vec![Problem::new(path, "", "", other.to_string())],
         }
     }
 }

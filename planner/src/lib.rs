@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod compile;
 pub mod decimal;
 pub mod definition;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod parse;
 pub mod time;
 pub mod validate;
 
+pub use compile::{RefreshPlan, build_refresh_plan, evaluate};
 pub use decimal::Decimal;
 pub use definition::{
     AttributeCondition, Comparison, Condition, EventCondition, FollowUp, Measure, Op, Period,
