@@ -26,6 +26,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// One of kitle's own objects in the store cannot be understood (a manifest edited by
+    /// hand, a file cut short by another tool).
+    #[error("corrupt object {path}: {reason}")]
+    Corrupt {
+        /// Path relative to the store root.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// An argument given to a data operation is out of its range.
     #[error("invalid argument {name}: {reason}")]
     InvalidArgument {

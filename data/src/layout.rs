@@ -62,3 +62,28 @@ mod tests {
         );
     }
 }
+
+/// The segment definitions kept in the store: one JSON object `{id: definition}`, written
+/// whole, so that a set of definitions is stored all or nothing.
+pub const DEFINITIONS_FILE: &str = "segments/definitions.json";
+
+/// The manifest: which membership version of each segment is current, and every refresh's
+/// figures. Written last by a refresh; whatever it names is complete.
+pub const MANIFEST_FILE: &str = "memberships/manifest.json";
+
+/// Folder of membership versions (`memberships/<segment>/v<version>-<nonce>.parquet`).
+pub const MEMBERSHIPS_DIR: &str = "memberships";
+
+/// Folder of change logs (`changes/<segment>/v<version>-<nonce>.parquet`).
+pub const CHANGES_DIR: &str = "changes";
+
+/// The members file of one version of a segment. The nonce keeps a crashed or concurrent
+/// writer from overwriting a file another manifest may name.
+pub fn members_file(segment: &str, version: u64, nonce: &str) -> String {
+    format!("{MEMBERSHIPS_DIR}/{segment}/v{version:010}-{nonce}.parquet")
+}
+
+/// The change log of one version of a segment.
+pub fn changes_file(segment: &str, version: u64, nonce: &str) -> String {
+    format!("{CHANGES_DIR}/{segment}/v{version:010}-{nonce}.parquet")
+}

@@ -10,6 +10,7 @@ pub mod error;
 pub mod files;
 pub mod generate;
 pub mod layout;
+pub mod memberships;
 pub mod progress;
 pub mod readable;
 pub mod session;

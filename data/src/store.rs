@@ -210,6 +210,13 @@ impl Store {
         Some(parts.join("/"))
     }
 
+    /// The URL of one object of the store (`relative` like `memberships/x/v1.parquet`).
+    pub fn file_url(&self, relative: &str) -> Result<ListingTableUrl> {
+        let path = self.path(relative);
+        let url = format!("{}{}", self.base_url, path.as_ref());
+        ListingTableUrl::parse(&url).map_err(Error::from)
+    }
+
     /// The listing URL of a folder of the store (`relative` like `events`), with a trailing
     /// slash so DataFusion lists it as a directory.
     pub fn table_url(&self, relative: &str) -> Result<ListingTableUrl> {

@@ -194,6 +194,17 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// No segment with this id is stored.
+    #[error("no segment {0} is stored")]
+    NotFound(String),
+    /// The segment cannot be removed while others refer to it.
+    #[error("segment {segment} is referred to by {}", referenced_by.join(", "))]
+    InUse {
+        /// The segment that was to be removed.
+        segment: String,
+        /// The stored segments that refer to it.
+        referenced_by: Vec<String>,
+    },
     /// Running the plan failed (reading the store, DataFusion at run time).
     #[error("evaluation failed: {0}")]
     Execution(String),

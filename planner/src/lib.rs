@@ -24,6 +24,7 @@ pub mod decimal;
 pub mod definition;
 pub mod error;
 pub mod parse;
+pub mod refresh;
 pub mod time;
 pub mod validate;
 

@@ -45,3 +45,18 @@ impl From<kitle_data::Error> for CliError {
         }
     }
 }
+
+impl From<kitle_planner::Error> for CliError {
+    fn from(e: kitle_planner::Error) -> Self {
+        match e {
+            kitle_planner::Error::Execution(_) => Self::runtime(e.to_string()),
+            other => Self::input(other.to_string()),
+        }
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for CliError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Self::runtime(e.to_string())
+    }
+}

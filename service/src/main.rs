@@ -43,6 +43,25 @@ struct Cli {
 enum Command {
     /// Write a realistic synthetic shop (customers and events) into the store.
     Generate(commands::generate::GenerateArgs),
+    /// Keep, check, explain and preview segment definitions.
+    #[command(subcommand)]
+    Segment(commands::segment::SegmentCommand),
+    /// Refresh segments (all with none named) at one `as_of` and store the new memberships.
+    Refresh {
+        /// Segment ids.
+        ids: Vec<String>,
+        /// Evaluation instant: YYYY-MM-DD or RFC 3339 with an offset (default: now).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Print the current members of a segment, with `since`.
+    Members {
+        /// Segment id.
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Csv)]
+        format: TableFormat,
+    },
     /// Run analyst SQL over the store's tables.
     Sql {
         /// The query.
@@ -87,6 +106,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Generate(args) => commands::generate::run(&ctx, args).await,
         Command::Sql { query, format } => commands::sql::run(&ctx, query, *format).await,
+        Command::Segment(command) => commands::segment::run(&ctx, command).await,
+        Command::Refresh { ids, as_of } => {
+            commands::refresh::run_refresh(&ctx, ids, as_of.as_deref()).await
+        }
+        Command::Members { id, format } => commands::refresh::run_members(&ctx, id, *format).await,
     }
 }
 

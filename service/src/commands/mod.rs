@@ -1,4 +1,6 @@
 //! One module per command of the CLI.
 
 pub mod generate;
+pub mod refresh;
+pub mod segment;
 pub mod sql;

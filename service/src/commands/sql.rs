@@ -19,6 +19,7 @@ pub async fn run(ctx: &Context, query: &str, format: TableFormat) -> Result<(), 
     crate::warn_report(&tables.report());
     let session = kitle_data::session::new_context(&store);
     tables.register(&session)?;
+    kitle_data::memberships::register_tables(&session, &store).await?;
 
     let options = SQLOptions::new()
         .with_allow_ddl(false)

@@ -1,0 +1,83 @@
+//! `kitle refresh [ID…] [--as-of T]` and `kitle members ID`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::Schema;
+use kitle_data::Store;
+use kitle_data::files::FooterCache;
+use kitle_data::memberships;
+use kitle_planner::refresh::refresh;
+
+use crate::Context;
+use crate::commands::segment::as_of;
+use crate::error::CliError;
+use crate::output::{TableFormat, write_batches};
+use crate::progress::TerminalProgress;
+
+/// Refreshes the named segments (all with none named) and prints each one's figures.
+pub async fn run_refresh(ctx: &Context, ids: &[String], at: Option<&str>) -> Result<(), CliError> {
+    let store = Store::open(&ctx.config.store)?;
+    let at = as_of(ctx, at)?;
+    let outcome = refresh(
+        &store,
+        &FooterCache::new(),
+        ids,
+        at,
+        ctx.config.time_zone,
+        &TerminalProgress::new(),
+    )
+    .await?;
+    crate::warn_report(&outcome.report);
+    if ctx.json {
+        println!("{}", serde_json::to_string(&outcome).unwrap_or_default());
+    } else {
+        println!(
+            "refreshed {} segments as of {}",
+            outcome.segments.len(),
+            kitle_planner::format_instant(&outcome.as_of)
+        );
+        println!(
+            "{:<36} {:>9} {:>9} {:>9} {:>9}",
+            "segment", "size", "entered", "exited", "ms"
+        );
+        for s in &outcome.segments {
+            println!(
+                "{:<36} {:>9} {:>9} {:>9} {:>9}",
+                s.id, s.size, s.entered, s.exited, s.duration_ms
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Prints the current members of a segment with `since`.
+pub async fn run_members(ctx: &Context, id: &str, format: TableFormat) -> Result<(), CliError> {
+    let store = Store::open(&ctx.config.store)?;
+    let definitions = memberships::read_definitions(&store).await?;
+    if !definitions.contains_key(id) {
+        return Err(CliError::input(format!("no segment {id} is stored")));
+    }
+    let manifest = memberships::read_manifest(&store).await?;
+    let Some(record) = manifest.segments.get(id).and_then(|s| s.current()) else {
+        return Err(CliError::input(format!(
+            "segment {id} was never refreshed: run `kitle refresh {id}`"
+        )));
+    };
+    let session = kitle_data::session::new_context(&store);
+    memberships::register_tables(&session, &store).await?;
+    let frame = session
+        .sql(&format!(
+            "SELECT customer_id, since FROM memberships WHERE segment_id = '{}' ORDER BY customer_id",
+            id.replace('\'', "''")
+        ))
+        .await?;
+    let schema = Arc::new(Schema::from(frame.schema().as_arrow().clone()));
+    let batches = frame.collect().await?;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    eprintln!(
+        "{id}: {rows} members as of {}",
+        kitle_planner::format_instant(&record.as_of)
+    );
+    let format = if ctx.json { TableFormat::Json } else { format };
+    write_batches(&mut std::io::stdout().lock(), format, schema, &batches)
+}
