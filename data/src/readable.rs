@@ -39,6 +39,24 @@ impl ReadableOnly {
         }
     }
 
+    /// Drops the objects of a listing that are not shown (errors pass through).
+    fn shown_only(
+        &self,
+        listing: BoxStream<'static, Result<ObjectMeta>>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        let guarded = self.guarded.clone();
+        let allowed = Arc::clone(&self.allowed);
+        listing
+            .filter(move |item| {
+                let keep = match item {
+                    Ok(meta) => Self::is_shown(&guarded, &allowed, &meta.location),
+                    Err(_) => true,
+                };
+                futures::future::ready(keep)
+            })
+            .boxed()
+    }
+
     fn is_shown(guarded: &[Path], allowed: &HashSet<Path>, location: &Path) -> bool {
         !guarded.iter().any(|g| location.prefix_matches(g)) || allowed.contains(location)
     }
@@ -85,18 +103,7 @@ impl ObjectStore for ReadableOnly {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        let guarded = self.guarded.clone();
-        let allowed = Arc::clone(&self.allowed);
-        self.inner
-            .list(prefix)
-            .filter(move |item| {
-                let keep = match item {
-                    Ok(meta) => Self::is_shown(&guarded, &allowed, &meta.location),
-                    Err(_) => true,
-                };
-                futures::future::ready(keep)
-            })
-            .boxed()
+        self.shown_only(self.inner.list(prefix))
     }
 
     fn list_with_offset(
@@ -104,18 +111,7 @@ impl ObjectStore for ReadableOnly {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
-        let guarded = self.guarded.clone();
-        let allowed = Arc::clone(&self.allowed);
-        self.inner
-            .list_with_offset(prefix, offset)
-            .filter(move |item| {
-                let keep = match item {
-                    Ok(meta) => Self::is_shown(&guarded, &allowed, &meta.location),
-                    Err(_) => true,
-                };
-                futures::future::ready(keep)
-            })
-            .boxed()
+        self.shown_only(self.inner.list_with_offset(prefix, offset))
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {

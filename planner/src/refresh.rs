@@ -283,14 +283,20 @@ pub async fn refresh(
     })
 }
 
-/// Evaluates `definition` (with the stored segments it refers to) at `as_of` without storing
-/// anything: its members, sorted.
-pub async fn preview(
+/// Plans `definition` (with the stored segments it refers to) at `as_of`, in a session ready
+/// to run it.
+async fn plan_one(
     store: &Store,
     definition: &SegmentDefinition,
     as_of: DateTime<Utc>,
     tz: Tz,
-) -> Result<Vec<String>, Error> {
+) -> Result<
+    (
+        datafusion::prelude::SessionContext,
+        crate::compile::RefreshPlan,
+    ),
+    Error,
+> {
     let mut all: Vec<SegmentDefinition> = stored_definitions(store, tz)
         .await?
         .into_iter()
@@ -310,6 +316,18 @@ pub async fn preview(
         tz,
     )
     .await?;
+    Ok((ctx, plan))
+}
+
+/// Evaluates `definition` (with the stored segments it refers to) at `as_of` without storing
+/// anything: its members, sorted.
+pub async fn preview(
+    store: &Store,
+    definition: &SegmentDefinition,
+    as_of: DateTime<Utc>,
+    tz: Tz,
+) -> Result<Vec<String>, Error> {
+    let (ctx, plan) = plan_one(store, definition, as_of, tz).await?;
     Ok(members_of(&ctx, plan)
         .await?
         .remove(&definition.id)
@@ -323,25 +341,7 @@ pub async fn explain(
     as_of: DateTime<Utc>,
     tz: Tz,
 ) -> Result<String, Error> {
-    let mut all: Vec<SegmentDefinition> = stored_definitions(store, tz)
-        .await?
-        .into_iter()
-        .filter(|d| d.id != definition.id)
-        .collect();
-    all.push(definition.clone());
-    let definitions = closure(&all, std::slice::from_ref(&definition.id))?;
-    let tables = ContractTables::load(store, &FooterCache::new()).await?;
-    let ctx = kitle_data::session::new_context(store);
-    tables.register_as_of(&ctx, as_of)?;
-    let plan = build_refresh_plan(
-        &ctx,
-        &tables,
-        &definitions,
-        std::slice::from_ref(&definition.id),
-        as_of,
-        tz,
-    )
-    .await?;
+    let (ctx, plan) = plan_one(store, definition, as_of, tz).await?;
     let frame = ctx.execute_logical_plan(plan.plan).await?;
     let logical = frame.clone().into_optimized_plan()?;
     let physical = frame.create_physical_plan().await?;

@@ -338,11 +338,31 @@ impl<'a> Compiler<'a> {
         period: &Period,
     ) -> Result<Expr, CompileError> {
         self.event_types.extend(events.iter().cloned());
+        let mut expr = self.types_and_filters(events, filters)?;
+        self.event_columns
+            .extend(filters.iter().map(|f| f.property.clone()));
+        let (condition, lower) = self.period(period);
+        if let Some(c) = condition {
+            expr = expr.and(c);
+        }
+        self.earliest = Some(match self.earliest {
+            None => lower,
+            Some(None) => None,
+            Some(Some(current)) => lower.map(|l| l.min(current)),
+        });
+        Ok(expr)
+    }
+
+    /// `event_type IN (events)` and every `where` filter, over event rows.
+    fn types_and_filters(
+        &self,
+        events: &[String],
+        filters: &[PropertyFilter],
+    ) -> Result<Expr, CompileError> {
         let types: Vec<Expr> = events.iter().map(|t| lit(t.clone())).collect();
         let mut expr = col("event_type").in_list(types, false);
         for f in filters {
             let data_type = self.event_type_of(&f.property)?;
-            self.event_columns.insert(f.property.clone());
             let operand = Operand {
                 expr: col(Column::from_name(&f.property)),
                 data_type: &data_type,
@@ -360,15 +380,6 @@ impl<'a> Compiler<'a> {
                 .is_true(),
             );
         }
-        let (condition, lower) = self.period(period);
-        if let Some(c) = condition {
-            expr = expr.and(c);
-        }
-        self.earliest = Some(match self.earliest {
-            None => lower,
-            Some(None) => None,
-            Some(Some(current)) => lower.map(|l| l.min(current)),
-        });
         Ok(expr)
     }
 
@@ -637,27 +648,7 @@ impl<'a> Compiler<'a> {
             .project(vec![col(CID).alias(cid.clone()), col(last.clone())])?
             .build()?;
         // The follow-ups, from the first possible first event on.
-        let follow_types: Vec<Expr> = follow.events.iter().map(|t| lit(t.clone())).collect();
-        let mut follow_matcher = col("event_type").in_list(follow_types, false);
-        for f in &follow.filters {
-            let data_type = self.event_type_of(&f.property)?;
-            let operand = Operand {
-                expr: col(Column::from_name(&f.property)),
-                data_type: &data_type,
-                name: &f.property,
-            };
-            follow_matcher = follow_matcher.and(
-                apply(
-                    operand,
-                    f.op,
-                    f.value.as_ref(),
-                    f.ignore_case,
-                    self.as_of,
-                    self.tz,
-                )?
-                .is_true(),
-            );
-        }
+        let follow_matcher = self.types_and_filters(&follow.events, &follow.filters)?;
         let fts = format!("__follow_{index}_ts");
         let fcid = format!("__follow_{index}_fcid");
         let follow_ups = self

@@ -137,16 +137,7 @@ fn number(column: Expr, data_type: &DataType, op: Op, value: &Value) -> Option<E
         if float {
             float_comparison(column.clone(), op, v)
         } else {
-            let l = decimal_literal(v);
-            Some(match op {
-                Op::Eq => column.clone().eq(l),
-                Op::Neq => column.clone().is_not_null().and(column.clone().not_eq(l)),
-                Op::Gt => column.clone().gt(l),
-                Op::Gte => column.clone().gt_eq(l),
-                Op::Lt => column.clone().lt(l),
-                Op::Lte => column.clone().lt_eq(l),
-                _ => return None,
-            })
+            ordered(column.clone(), op, decimal_literal(v))
         }
     };
     match (op, value) {
@@ -170,16 +161,7 @@ fn timestamp(
         if is_date {
             return date_comparison(column.clone(), op, t, tz);
         }
-        let l = instant_literal(t);
-        Some(match op {
-            Op::Eq => column.clone().eq(l),
-            Op::Neq => column.clone().is_not_null().and(column.clone().not_eq(l)),
-            Op::Gt => column.clone().gt(l),
-            Op::Gte => column.clone().gt_eq(l),
-            Op::Lt => column.clone().lt(l),
-            Op::Lte => column.clone().lt_eq(l),
-            _ => return None,
-        })
+        ordered(column.clone(), op, instant_literal(t))
     };
     match (op, value) {
         (Op::WithinLast, Value::Duration(d)) => {
@@ -194,6 +176,19 @@ fn timestamp(
         }
         _ => None,
     }
+}
+
+/// `column op literal` for the ordering operators (`neq` meaning "is set and not equal").
+fn ordered(column: Expr, op: Op, literal: Expr) -> Option<Expr> {
+    Some(match op {
+        Op::Eq => column.eq(literal),
+        Op::Neq => column.clone().is_not_null().and(column.not_eq(literal)),
+        Op::Gt => column.gt(literal),
+        Op::Gte => column.gt_eq(literal),
+        Op::Lt => column.lt(literal),
+        Op::Lte => column.lt_eq(literal),
+        _ => return None,
+    })
 }
 
 fn list(column: Expr, op: Op, value: &Value) -> Option<Expr> {
