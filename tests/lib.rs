@@ -5,6 +5,12 @@
 //! - [`Backend`] is a store to run the same check against: a local folder or a prefix in that
 //!   server's bucket.
 //! - [`kitle`] runs the real `kitle` binary.
+//! - [`reference`] is an independent evaluator of the segment language (plain Rust over rows),
+//!   the oracle the engine is compared with; [`arbitrary`] generates random valid definitions
+//!   for that comparison.
+
+pub mod arbitrary;
+pub mod reference;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -4,5 +4,8 @@
 //! S3-compatible server on 127.0.0.1, the real `kitle` binary.
 
 mod cli;
+mod conformance;
 mod reading;
+mod ready_made;
 mod segments;
+mod writers;
