@@ -41,28 +41,6 @@ pub fn partition_date_of(relative_path: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_paths_round_trip() {
-        let day = NaiveDate::from_ymd_opt(2025, 11, 28).unwrap();
-        let dir = events_partition(day);
-        assert_eq!(dir, "events/date=2025-11-28");
-        assert_eq!(
-            partition_date_of(&format!("{dir}/part-0.parquet")),
-            Some(day)
-        );
-        assert_eq!(partition_date_of("events/part-0.parquet"), None);
-        assert_eq!(partition_date_of("events/date=2025-13-01/x.parquet"), None);
-        assert_eq!(
-            partition_date_of("events/date=2025-11-28/a/x.parquet"),
-            None
-        );
-    }
-}
-
 /// The segment definitions kept in the store: one JSON object `{id: definition}`, written
 /// whole, so that a set of definitions is stored all or nothing.
 pub const DEFINITIONS_FILE: &str = "segments/definitions.json";
@@ -86,4 +64,26 @@ pub fn members_file(segment: &str, version: u64, nonce: &str) -> String {
 /// The change log of one version of a segment.
 pub fn changes_file(segment: &str, version: u64, nonce: &str) -> String {
     format!("{CHANGES_DIR}/{segment}/v{version:010}-{nonce}.parquet")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_paths_round_trip() {
+        let day = NaiveDate::from_ymd_opt(2025, 11, 28).unwrap();
+        let dir = events_partition(day);
+        assert_eq!(dir, "events/date=2025-11-28");
+        assert_eq!(
+            partition_date_of(&format!("{dir}/part-0.parquet")),
+            Some(day)
+        );
+        assert_eq!(partition_date_of("events/part-0.parquet"), None);
+        assert_eq!(partition_date_of("events/date=2025-13-01/x.parquet"), None);
+        assert_eq!(
+            partition_date_of("events/date=2025-11-28/a/x.parquet"),
+            None
+        );
+    }
 }

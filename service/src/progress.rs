@@ -38,10 +38,10 @@ impl kitle_data::Progress for TerminalProgress {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(phase.to_string());
-        if let Ok(mut slot) = self.bar.lock() {
-            if let Some(old) = slot.replace(bar) {
-                old.finish_and_clear();
-            }
+        if let Ok(mut slot) = self.bar.lock()
+            && let Some(old) = slot.replace(bar)
+        {
+            old.finish_and_clear();
         }
     }
 

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::Schema;
 use kitle_data::Store;
 use kitle_data::files::FooterCache;
 use kitle_data::memberships;
@@ -71,7 +70,7 @@ pub async fn run_members(ctx: &Context, id: &str, format: TableFormat) -> Result
             id.replace('\'', "''")
         ))
         .await?;
-    let schema = Arc::new(Schema::from(frame.schema().as_arrow().clone()));
+    let schema = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     eprintln!(
