@@ -20,7 +20,7 @@ use super::calendar::{DAY_US, DayInfo, HOUR_US};
 use super::catalog::{BLOG_PAGES, CHECKOUT_STEPS, COUNTRIES, PAYMENT_METHODS, POPUP_CAMPAIGNS};
 use super::customers::{Consent, Traits, push_customer_id, push_padded, tags};
 use super::orders::{LOOKBACK, OrderRef, day_plan, money, order_plan, price_on};
-use super::rng::{Rand, mix, tag, unit};
+use super::rng::{Rand, mix, splitmix, tag, unit};
 use super::world::World;
 use super::writer_properties;
 use crate::error::Result;
@@ -297,8 +297,9 @@ impl Columns {
 struct Actor {
     /// `customer_id`, or empty for a visitor.
     customer_id: String,
-    /// What session ids are made of after the day: the customer id, or `v` + visit number.
-    session_key: String,
+    /// Distinct for every actor of the day (customer index, or the number of customers plus
+    /// the visit number): what session ids are scrambled from.
+    number: u64,
     /// `anonymous_id` per device.
     devices: [String; 2],
 }
@@ -307,7 +308,7 @@ impl Actor {
     fn new() -> Self {
         Self {
             customer_id: String::with_capacity(16),
-            session_key: String::with_capacity(16),
+            number: 0,
             devices: [String::with_capacity(20), String::with_capacity(20)],
         }
     }
@@ -315,10 +316,15 @@ impl Actor {
 
 /// Writes `anon-` + 12 hex digits of `h`.
 fn push_anonymous_id(out: &mut String, h: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.clear();
     out.push_str("anon-");
-    for i in (0..12).rev() {
+    push_hex(out, h, 12);
+}
+
+/// Appends the low `digits` hex digits of `h`.
+fn push_hex(out: &mut String, h: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
         out.push(char::from(HEX[((h >> (i * 4)) & 0xF) as usize]));
     }
 }
@@ -356,6 +362,8 @@ struct DayWriter<'w> {
     rows: u64,
     event_id: String,
     event_id_prefix: usize,
+    /// Seed-dependent key of the day's session ids.
+    session_key: u64,
     actor: Actor,
     scratch: String,
     evs: Vec<Ev>,
@@ -386,6 +394,7 @@ impl<'w> DayWriter<'w> {
             rows: 0,
             event_id_prefix: event_id.len(),
             event_id,
+            session_key: mix([world.shop.seed, tag::SESSION, day as u64]),
             actor: Actor::new(),
             scratch: String::with_capacity(32),
             evs: Vec::with_capacity(256),
@@ -438,8 +447,7 @@ impl<'w> DayWriter<'w> {
         let actor = &mut self.actor;
         actor.customer_id.clear();
         push_customer_id(&mut actor.customer_id, index, world.shop.width);
-        actor.session_key.clear();
-        actor.session_key.push_str(&actor.customer_id);
+        actor.number = index;
         for d in 0..usize::from(t.devices) {
             push_anonymous_id(
                 &mut actor.devices[d],
@@ -962,9 +970,7 @@ impl<'w> DayWriter<'w> {
             self.evs.extend_from_slice(&trail.evs);
             let actor = &mut self.actor;
             actor.customer_id.clear();
-            actor.session_key.clear();
-            actor.session_key.push('v');
-            push_padded(&mut actor.session_key, visit + 1, 7);
+            actor.number = shop.customers + visit;
             push_anonymous_id(&mut actor.devices[0], mix([seed, tag::VISITOR, visitor]));
             self.flush_actor()?;
         }
@@ -1000,16 +1006,15 @@ impl<'w> DayWriter<'w> {
             if ev.session == 0 {
                 c.session_id.append_null();
             } else {
+                // Opaque (an anonymous visit must not give away whose it is) yet unique in the
+                // day: `splitmix` is a bijection, and (actor, visit) pairs are distinct.
                 let s = &mut self.scratch;
                 s.clear();
                 s.push('s');
                 s.push_str(&day.ymd);
                 s.push('-');
-                s.push_str(&self.actor.session_key);
-                if !self.actor.customer_id.is_empty() {
-                    s.push('-');
-                    s.push(char::from(b'0' + ev.session - 1));
-                }
+                let key = self.session_key ^ (self.actor.number << 4 | u64::from(ev.session - 1));
+                push_hex(s, splitmix(key), 16);
                 c.session_id.append_value(s.as_str());
             }
             c.product_id

@@ -1,0 +1,973 @@
+#!/usr/bin/env python3
+"""Refresh benchmark: kitle against DuckDB over the same Parquet files.
+
+    python3 benches/refresh_vs_duckdb.py --customers 1000000 --days 90 \\
+        --store /tmp/kitle-bench --kitle ~/.cache/kitle-target/release/kitle
+
+1. generates the shop with `kitle generate` (unless --skip-generate) and counts its events;
+2. stores the ready-made segments (`kitle segment put queries/segments/*.json`) and times
+   `kitle refresh --as-of T --json` as a child process (wall time, peak RSS);
+3. translates the same definitions into DuckDB SQL with the semantics of
+   ../shared/spec/segment-language.md and ../shared/spec/data-contract.md (events once per
+   event_id, customers as of as_of, ts <= as_of, the universe) and runs them over the same
+   Parquet files in a child Python process each: (a) one query per segment, (b) one combined
+   query (one aggregation over events with FILTER aggregates, one boolean column per segment);
+4. checks that both DuckDB variants give exactly kitle's stored memberships, segment by segment;
+5. prints the figures.
+
+Only the standard library, `duckdb` and `pyarrow`. Developer check of the translator:
+`--conformance ../shared/conformance/cases.json` runs every scenario against a copy of the
+conformance store and compares with `expected` (and with kitle when --kitle exists).
+"""
+
+import argparse
+import datetime as dt
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UTC = dt.timezone.utc
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+CONTRACT_DECIMALS = {"amount", "total_order_amount"}
+
+# --------------------------------------------------------------------------------------------
+# Instants, durations, literals
+# --------------------------------------------------------------------------------------------
+
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+RFC3339_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:\d{2})$"
+)
+DURATION_RE = re.compile(r"^([1-9][0-9]{0,5})([mhdw])$")
+DURATION_US = {"m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000, "w": 604_800_000_000}
+
+
+def zone(name):
+    if name == "UTC":
+        return UTC
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def instant_us(text, tz_name):
+    """An instant of the language (a bare date is midnight in the store's zone) in µs."""
+    if DATE_RE.match(text):
+        d = dt.date.fromisoformat(text)
+        local = dt.datetime(d.year, d.month, d.day, tzinfo=zone(tz_name))
+        return (local.astimezone(UTC) - EPOCH) // dt.timedelta(microseconds=1)
+    m = RFC3339_RE.match(text)
+    if not m:
+        raise ValueError(f"not an instant: {text!r}")
+    date, hh, mm, ss, frac, off = m.groups()
+    frac = (frac or "").ljust(6, "0")
+    off = "+00:00" if off == "Z" else off
+    t = dt.datetime.fromisoformat(f"{date}T{hh}:{mm}:{ss}.{frac}{off}")
+    return (t - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def duration_us(text):
+    m = DURATION_RE.match(text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r}")
+    return int(m.group(1)) * DURATION_US[m.group(2)]
+
+
+def utc_text(us):
+    return (EPOCH + dt.timedelta(microseconds=us)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def ts_lit(us):
+    return f"TIMESTAMPTZ '{utc_text(us)}+00'"
+
+
+def date_lit(us):
+    return f"DATE '{(EPOCH + dt.timedelta(microseconds=us)).date().isoformat()}'"
+
+
+def str_lit(s):
+    return "'" + s.replace("'", "''") + "'"
+
+
+def ident(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+def num_lit(v):
+    """An exact numeric literal: DuckDB reads `37.535` as DECIMAL(5,3), compared exactly."""
+    if isinstance(v, bool):
+        raise ValueError("a boolean is no number")
+    if isinstance(v, int):
+        return str(v) if abs(v) < 10**38 else f"CAST('{v}' AS DOUBLE)"
+    if isinstance(v, float):
+        v = Decimal(repr(v))
+    text = format(v, "f")
+    digits = len(text.replace("-", "").replace(".", "").lstrip("0"))
+    if digits > 38:
+        return f"CAST('{text}' AS DOUBLE)"
+    return text
+
+
+def unicode_lower(s):
+    # Python's str.lower is Unicode's default full lower-casing, as Rust's to_lowercase.
+    return s.lower()
+
+
+def lower_col(c):
+    # DuckDB's lower() uses the simple mapping (İ -> i); the language uses the full one (i̇).
+    return f"lower(replace({c}, 'İ', 'i̇'))"
+
+
+# --------------------------------------------------------------------------------------------
+# The translator
+# --------------------------------------------------------------------------------------------
+
+
+def kind_of(duck_type):
+    t = duck_type.upper()
+    if t.endswith("[]"):
+        return "list"
+    if t.startswith("TIMESTAMP") or t == "DATE":
+        return "time"
+    if t in ("VARCHAR", "TEXT", "STRING") or t.startswith("VARCHAR"):
+        return "text"
+    if t == "BOOLEAN":
+        return "bool"
+    return "number"
+
+
+def norm_expr(name, duck_type, tz, keep_dates=False):
+    """The column as the contract reads it: instants as TIMESTAMPTZ (µs, ns truncated), a date
+    as midnight of its day in the store's zone, contract decimals as DECIMAL(18,2)."""
+    c = ident(name)
+    t = duck_type.upper()
+    if t == "TIMESTAMP WITH TIME ZONE":
+        return c
+    if t == "TIMESTAMP_NS":
+        return f"CAST(make_timestamp(epoch_ns({c}) // 1000) AS TIMESTAMPTZ)"
+    if t.startswith("TIMESTAMP"):
+        return f"CAST(CAST({c} AS TIMESTAMP) AS TIMESTAMPTZ)"
+    if t == "DATE" and not keep_dates:
+        return f"timezone({str_lit(tz)}, CAST({c} AS TIMESTAMP))"
+    if name in CONTRACT_DECIMALS and t != "DECIMAL(18,2)":
+        return f"CAST({c} AS DECIMAL(18,2))"
+    return c
+
+
+def source(files, hive=False, extra=""):
+    if isinstance(files, str):
+        arg = str_lit(files)
+    else:
+        arg = "[" + ", ".join(str_lit(f) for f in files) + "]"
+    opts = "union_by_name=true"
+    if hive:
+        opts = "hive_partitioning=true, " + opts
+    return f"read_parquet({arg}, {opts}{extra})"
+
+
+class Translator:
+    """Compiles a set of segment definitions into DuckDB SQL with the language's semantics."""
+
+    def __init__(self, defs, as_of_us, tz, cust_schema, ev_schema, cust_files, ev_files):
+        self.defs = defs
+        self.as_of = as_of_us
+        self.tz = tz
+        self.cust_schema = cust_schema  # name -> duckdb type
+        self.ev_schema = ev_schema
+        self.cust_files = cust_files
+        self.ev_files = ev_files
+
+    # ---- one query ----------------------------------------------------------------------
+
+    def compile(self, ids, combined):
+        self.aggs = {}  # key -> (name, sql)
+        self.ranks = {}  # key -> (name, measure sql, nullable)
+        self.nfbs = {}  # key -> (name, sql of the CTE)
+        self.sqls = {}  # key -> (name, sql of the CTE)
+        self.cust_cols = set()
+        self.ev_cols = set()
+        self.types = set()
+        self.bounds = []  # (lower µs or None, upper µs or None) per event filter
+        exprs = [(i, self.cond(self.defs[i]["condition"], (i,))) for i in ids]
+
+        ctes = []
+        if self.sqls:
+            ctes += self.sql_tables()
+        ctes.append(("k_cust", self.universe()))
+        if self.aggs:
+            ctes.append(("k_raw", self.raw_scan()))
+            cols = ["customer_id", "event_id"] + [
+                f"any_value({ident(c)}) AS {ident(c)}"
+                for c in ["event_type", "ts"] + sorted(self.ev_cols - {"event_type", "ts"})
+            ]
+            ctes.append(
+                ("k_ev", f"SELECT {', '.join(cols)} FROM k_raw GROUP BY customer_id, event_id")
+            )
+            aggs = ", ".join(f"{sql} AS {name}" for name, sql in self.aggs.values())
+            ctes.append(("k_agg", f"SELECT customer_id, {aggs} FROM k_ev GROUP BY customer_id"))
+        for name, sql in self.nfbs.values():
+            ctes.append((name, sql))
+        for name, sql in self.sqls.values():
+            ctes.append((name, sql))
+
+        base = ["c.*"]
+        base += [f"a.{name}" for name, _ in self.aggs.values()]
+        base += [
+            f"c.customer_id IN (SELECT customer_id FROM {name}) AS {name}_hit"
+            for name, _ in list(self.nfbs.values()) + list(self.sqls.values())
+        ]
+        join = " LEFT JOIN k_agg a ON a.customer_id = c.customer_id" if self.aggs else ""
+        ctes.append(("k_base", f"SELECT {', '.join(base)} FROM k_cust c{join}"))
+        if self.ranks:
+            wins = []
+            for name, m, nullable in self.ranks.values():
+                part = f"PARTITION BY ({m}) IS NULL " if nullable else ""
+                w = f"percent_rank() OVER ({part}ORDER BY {m})"
+                wins.append(f"CASE WHEN ({m}) IS NOT NULL THEN {w} END AS {name}" if nullable else f"{w} AS {name}")
+            ctes.append(("k_final", f"SELECT *, {', '.join(wins)} FROM k_base"))
+        else:
+            ctes.append(("k_final", "SELECT * FROM k_base"))
+
+        with_ = "WITH " + ",\n".join(f"{n} AS (\n  {s}\n)" for n, s in ctes)
+        if combined:
+            cols = ", ".join(f"{e} AS {ident(i)}" for i, e in exprs)
+            return f"{with_}\nSELECT customer_id, {cols} FROM k_final"
+        assert len(exprs) == 1
+        return f"{with_}\nSELECT customer_id FROM k_final WHERE {exprs[0][1]}"
+
+    def universe(self):
+        cols = ["customer_id"] + [
+            f"{norm_expr(c, self.cust_schema[c], self.tz)} AS {ident(c)}"
+            for c in sorted(self.cust_cols - {"customer_id"})
+        ]
+        upd = norm_expr("updated_at", self.cust_schema["updated_at"], self.tz)
+        return (
+            f"SELECT {', '.join(cols)} FROM "
+            f"{source(self.cust_files, extra=', filename=true, file_row_number=true')}\n"
+            f"  WHERE customer_id IS NOT NULL AND {upd} IS NOT NULL AND {upd} <= {ts_lit(self.as_of)}\n"
+            f"  QUALIFY row_number() OVER (PARTITION BY customer_id "
+            f"ORDER BY {upd} DESC, filename DESC, file_row_number DESC) = 1"
+        )
+
+    def ev_col(self, name):
+        return norm_expr(name, self.ev_schema[name], self.tz)
+
+    def scan_filter(self, types, lower, upper, ts_expr):
+        """Row filters of a scan: not-null contract columns, types, as_of, date partitions."""
+        f = [
+            "customer_id IS NOT NULL",
+            "event_id IS NOT NULL",
+            "event_type IS NOT NULL",
+            "ts IS NOT NULL",
+            f"event_type IN ({', '.join(str_lit(t) for t in sorted(types))})",
+            f"{ts_expr} <= {ts_lit(self.as_of)}",
+            f"date <= {date_lit(self.as_of)}",
+        ]
+        if lower is not None:
+            f.append(f"{ts_expr} >= {ts_lit(lower)}")
+            f.append(f"date >= {date_lit(lower)}")
+        if upper is not None and upper < self.as_of:
+            f.append(f"date <= {date_lit(upper)}")
+        return " AND ".join(f)
+
+    def raw_scan(self):
+        cols = ["customer_id", "event_id", "event_type"] + [
+            f"{self.ev_col(c)} AS {ident(c)}"
+            for c in ["ts"] + sorted(self.ev_cols - {"event_type", "ts", "customer_id", "event_id"})
+        ]
+        lows = [b[0] for b in self.bounds]
+        ups = [b[1] for b in self.bounds]
+        lower = None if any(x is None for x in lows) else min(lows)
+        upper = None if any(x is None for x in ups) else max(ups)
+        where = self.scan_filter(self.types, lower, upper, self.ev_col("ts"))
+        return f"SELECT {', '.join(cols)} FROM {source(self.ev_files, hive=True)}\n  WHERE {where}"
+
+    def sql_tables(self):
+        """`events` and `customers` as a `sql` condition sees them."""
+        cust = ", ".join(
+            f"{norm_expr(c, t, self.tz, keep_dates=True)} AS {ident(c)}"
+            for c, t in self.cust_schema.items()
+        )
+        upd = norm_expr("updated_at", self.cust_schema["updated_at"], self.tz)
+        customers = (
+            f"SELECT {cust} FROM {source(self.cust_files, extra=', filename=true, file_row_number=true')}\n"
+            f"  WHERE customer_id IS NOT NULL AND {upd} IS NOT NULL AND {upd} <= {ts_lit(self.as_of)}\n"
+            f"  QUALIFY row_number() OVER (PARTITION BY customer_id "
+            f"ORDER BY {upd} DESC, filename DESC, file_row_number DESC) = 1"
+        )
+        ev = ", ".join(
+            f"{norm_expr(c, t, self.tz, keep_dates=True)} AS {ident(c)}"
+            for c, t in self.ev_schema.items()
+            if c != "date"
+        )
+        ts = self.ev_col("ts")
+        events = (
+            f"SELECT {ev}, strftime(date, '%Y-%m-%d') AS date FROM {source(self.ev_files, hive=True)}\n"
+            f"  WHERE event_id IS NOT NULL AND event_type IS NOT NULL AND ts IS NOT NULL "
+            f"AND {ts} <= {ts_lit(self.as_of)}\n"
+            f"  QUALIFY row_number() OVER (PARTITION BY event_id) = 1"
+        )
+        return [("customers", customers), ("events", events)]
+
+    # ---- conditions ---------------------------------------------------------------------
+
+    def cond(self, c, path):
+        if "all" in c:
+            return "(" + " AND ".join(self.cond(x, path) for x in c["all"]) + ")"
+        if "any" in c:
+            return "(" + " OR ".join(self.cond(x, path) for x in c["any"]) + ")"
+        if "not" in c:
+            return f"(NOT {self.cond(c['not'], path)})"
+        if "segment" in c:
+            ref = c["segment"]
+            if ref in path:
+                raise ValueError(f"cycle through {ref}")
+            return self.cond(self.defs[ref]["condition"], path + (ref,))
+        if "bucket" in c:
+            b = c["bucket"]
+            h = (
+                f"(CAST('0x' || substr(sha256({str_lit(b['salt'] + ':')} || customer_id), 1, 16) "
+                f"AS UBIGINT) % 100)"
+            )
+            return f"({h} >= {int(b['from'])} AND {h} < {int(b['to'])})"
+        if "sql" in c:
+            key = c["sql"]
+            if key not in self.sqls:
+                name = f"k_sql{len(self.sqls)}"
+                self.sqls[key] = (name, f"SELECT customer_id FROM ({c['sql']}) WHERE customer_id IS NOT NULL")
+            return f"{self.sqls[key][0]}_hit"
+        if "attribute" in c:
+            col = c["attribute"]
+            self.cust_cols.add(col)
+            kind = kind_of(self.cust_schema[col])
+            return self.leaf(ident(col), kind, c["op"], c.get("value"), c.get("ignore_case", False))
+        if "event" in c:
+            return self.event(c)
+        raise ValueError(f"unknown condition {c}")
+
+    def leaf(self, col, kind, op, value, ignore_case=False):
+        """An attribute/property operator: true or false, never null."""
+        if op == "is_set":
+            e = f"len({col}) > 0" if kind == "list" else f"{col} IS NOT NULL"
+            return f"coalesce({e}, false)"
+        if op == "is_not_set":
+            e = f"len({col}) > 0" if kind == "list" else f"{col} IS NOT NULL"
+            return f"(NOT coalesce({e}, false))"
+        if kind == "list":
+            lst = "[" + ", ".join(str_lit(v) for v in value) + "]"
+            if op == "has_any":
+                return f"coalesce(list_has_any({col}, {lst}), false)"
+            if op == "has_all":
+                return f"coalesce(list_has_all({col}, {lst}), false)"
+            if op == "has_none":
+                return f"(NOT coalesce(list_has_any({col}, {lst}), false))"
+            raise ValueError(f"list op {op}")
+        if kind == "text":
+            vals = value if isinstance(value, list) else [value]
+            if op == "domain_in":
+                dom = f"(CASE WHEN strpos({col}, '@') > 0 THEN {lower_col(f'string_split({col}, {chr(39)}@{chr(39)})[-1]')} END)"
+                parts = []
+                for v in vals:
+                    v = unicode_lower(v)
+                    parts.append(f"{dom} = {str_lit(v)} OR ends_with({dom}, {str_lit('.' + v)})")
+                return f"coalesce(({' OR '.join(parts)}), false)"
+            c = col
+            if ignore_case:
+                c = lower_col(col)
+                vals = [unicode_lower(v) for v in vals]
+            lits = [str_lit(v) for v in vals]
+            pos = {
+                "eq": lambda: f"{c} IN ({', '.join(lits)})",
+                "neq": lambda: f"{c} IN ({', '.join(lits)})",
+                "in": lambda: f"{c} IN ({', '.join(lits)})",
+                "not_in": lambda: f"{c} IN ({', '.join(lits)})",
+                "contains": lambda: " OR ".join(f"contains({c}, {l})" for l in lits),
+                "not_contains": lambda: " OR ".join(f"contains({c}, {l})" for l in lits),
+                "starts_with": lambda: " OR ".join(f"starts_with({c}, {l})" for l in lits),
+                "ends_with": lambda: " OR ".join(f"ends_with({c}, {l})" for l in lits),
+            }[op]()
+            if op in ("neq", "not_in", "not_contains"):
+                return f"coalesce(NOT ({pos}), false)"
+            return f"coalesce(({pos}), false)"
+        if kind == "bool":
+            return f"coalesce({col} = {'true' if value else 'false'}, false)"
+        return f"coalesce({self.compare(col, kind, op, value)}, false)"
+
+    def compare(self, m, kind, op, value):
+        """`m op value` for numbers or instants (may be null; callers coalesce)."""
+        if kind == "time":
+            if op == "within_last":
+                d = duration_us(value)
+                return f"({m} > {ts_lit(self.as_of - d)} AND {m} <= {ts_lit(self.as_of)})"
+            if op == "older_than":
+                return f"({m} <= {ts_lit(self.as_of - duration_us(value))})"
+            lit = lambda v: ts_lit(instant_us(v, self.tz))  # noqa: E731
+        else:
+            lit = num_lit
+        if op == "between":
+            return f"({m} >= {lit(value[0])} AND {m} <= {lit(value[1])})"
+        sym = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        return f"({m} {sym} {lit(value)})"
+
+    def event_filter(self, types, where, period):
+        """The FILTER of an event condition, over k_ev's columns; notes its date bounds."""
+        types = types if isinstance(types, list) else [types]
+        self.types.update(types)
+        parts = [f"event_type IN ({', '.join(str_lit(t) for t in types)})"]
+        for w in where or []:
+            col = w["property"]
+            self.ev_cols.add(col)
+            kind = kind_of(self.ev_schema[col])
+            parts.append(self.leaf(ident(col), kind, w["op"], w.get("value"), w.get("ignore_case", False)))
+        lower = upper = None
+        if period in (None, "all_time"):
+            pass
+        elif "last" in period:
+            lower = self.as_of - duration_us(period["last"])
+            parts.append(f"ts > {ts_lit(lower)}")
+        elif "before_last" in period:
+            upper = self.as_of - duration_us(period["before_last"])
+            parts.append(f"ts <= {ts_lit(upper)}")
+        elif "since" in period:
+            lower = instant_us(period["since"], self.tz)
+            parts.append(f"ts >= {ts_lit(lower)}")
+        elif "between" in period:
+            lower = instant_us(period["between"][0], self.tz)
+            upper = instant_us(period["between"][1], self.tz)
+            parts.append(f"ts >= {ts_lit(lower)} AND ts < {ts_lit(upper)}")
+        else:
+            raise ValueError(f"period {period}")
+        return " AND ".join(parts), lower, upper
+
+    def agg(self, sql):
+        if sql not in self.aggs:
+            self.aggs[sql] = (f"k_a{len(self.aggs)}", sql)
+        return self.aggs[sql][0]
+
+    def event(self, c):
+        filt, lower, upper = self.event_filter(c["event"], c.get("where"), c.get("period"))
+        self.bounds.append((lower, upper))
+        self.ev_cols.add("ts")
+        if "not_followed_by" in c:
+            return self.not_followed_by(c, filt, lower)
+        measure = c.get("measure", "count")
+        op = c.get("op", "gte")
+        value = c.get("value", 1)
+        F = f"FILTER (WHERE {filt})"
+        nullable = False
+        kind = "number"
+        avg = None
+        if measure == "count":
+            m = f"coalesce({self.agg(f'count(*) {F}')}, 0)"
+        elif measure == "active_days":
+            day = "CAST(ts AS DATE)" if self.tz == "UTC" else f"CAST(timezone({str_lit(self.tz)}, ts) AS DATE)"
+            m = f"coalesce({self.agg(f'count(DISTINCT {day}) {F}')}, 0)"
+        elif measure in ("first_time", "last_time"):
+            fn = "min" if measure == "first_time" else "max"
+            m = self.agg(f"{fn}(ts) {F}")
+            nullable, kind = True, "time"
+        else:
+            (fn, col), = measure.items()
+            self.ev_cols.add(col)
+            q = ident(col)
+            if fn == "sum":
+                m = f"coalesce({self.agg(f'sum({q}) {F}')}, 0)"
+            elif fn == "distinct":
+                m = f"coalesce({self.agg(f'count(DISTINCT {q}) {F}')}, 0)"
+            elif fn in ("min", "max"):
+                m = self.agg(f"{fn}({q}) {F}")
+                nullable = True
+            elif fn == "avg":
+                s = self.agg(f"sum({q}) {F}")
+                n = self.agg(f"count({q}) {F}")
+                avg = (s, n)
+                # for ranking only: exact comparisons below use s and n
+                m = f"(CASE WHEN {n} > 0 THEN CAST({s} AS DOUBLE) / {n} END)"
+                nullable = True
+            else:
+                raise ValueError(f"measure {measure}")
+        if op in ("top_percent", "bottom_percent"):
+            key = m
+            if key not in self.ranks:
+                self.ranks[key] = (f"k_r{len(self.ranks)}", m, nullable)
+            r = self.ranks[key][0]
+            x = float(value) / 100.0
+            if op == "top_percent":
+                return f"coalesce({r} >= CAST('{repr(1.0 - x)}' AS DOUBLE), false)"
+            return f"coalesce({r} <= CAST('{repr(x)}' AS DOUBLE), false)"
+        if avg is not None:
+            s, n = avg
+            if op == "between":
+                e = f"({s} >= {num_lit(value[0])} * {n} AND {s} <= {num_lit(value[1])} * {n})"
+            else:
+                sym = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+                e = f"({s} {sym} {num_lit(value)} * {n})"
+            return f"coalesce({n} > 0 AND {e}, false)"
+        return f"coalesce({self.compare(m, kind, op, value)}, false)"
+
+    def not_followed_by(self, c, filt, lower):
+        nf = c["not_followed_by"]
+        last = self.agg(f"max(ts) FILTER (WHERE {filt})")
+        within = duration_us(nf["within"])
+        key = json.dumps([last, nf], sort_keys=True)
+        if key not in self.nfbs:
+            name = f"k_nf{len(self.nfbs)}"
+            types = nf["event"] if isinstance(nf["event"], list) else [nf["event"]]
+            ts = self.ev_col("ts")
+            cols = {"customer_id": "customer_id", "ts": f"{ts} AS ts"}
+            conds = []
+            for w in nf.get("where") or []:
+                col = w["property"]
+                cols[col] = f"{self.ev_col(col)} AS {ident(col)}"
+                kind = kind_of(self.ev_schema[col])
+                conds.append(self.leaf(ident(col), kind, w["op"], w.get("value"), w.get("ignore_case", False)))
+            scan = (
+                f"SELECT {', '.join(cols.values())} FROM {source(self.ev_files, hive=True)} "
+                f"WHERE {self.scan_filter(types, lower, None, ts)}"
+            )
+            wf = (" AND " + " AND ".join(conds)) if conds else ""
+            sql = (
+                f"SELECT DISTINCT a.customer_id FROM k_agg a JOIN ({scan}) f "
+                f"ON f.customer_id = a.customer_id AND f.ts > a.{last} "
+                f"AND f.ts <= a.{last} + to_microseconds({within})\n"
+                f"  WHERE a.{last} IS NOT NULL{wf}"
+            )
+            self.nfbs[key] = (name, sql)
+        name = self.nfbs[key][0]
+        return (
+            f"(coalesce({last} + to_microseconds({within}) <= {ts_lit(self.as_of)}, false) "
+            f"AND NOT {name}_hit)"
+        )
+
+
+def duck_connect(threads=None):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def arrow_table(con, sql):
+    rel = con.sql(sql)
+    fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
+    return fetch()
+
+
+def describe(con, sql):
+    return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()}
+
+
+def build_queries(defs, as_of_us, tz, cust_files, ev_files):
+    """(per-segment queries, combined query) for all of defs."""
+    con = duck_connect()
+    cust_schema = describe(con, source(cust_files))
+    ev_schema = describe(con, source(ev_files, hive=True))
+    con.close()
+    tr = Translator(defs, as_of_us, tz, cust_schema, ev_schema, cust_files, ev_files)
+    ids = sorted(defs)
+    per = {i: tr.compile([i], combined=False) for i in ids}
+    combined = tr.compile(ids, combined=True)
+    return per, combined, tr
+
+
+# --------------------------------------------------------------------------------------------
+# The DuckDB child process
+# --------------------------------------------------------------------------------------------
+
+
+def vm_hwm_mb():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def worker(job_path):
+    with open(job_path) as f:
+        job = json.load(f)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    con = duck_connect(job.get("threads"))
+    baseline = vm_hwm_mb()
+    times = {}
+    members = {}
+    started = time.perf_counter()
+    if job["mode"] == "per_segment":
+        for sid, sql in job["queries"].items():
+            t0 = time.perf_counter()
+            table = arrow_table(con, sql)
+            times[sid] = time.perf_counter() - t0
+            members[sid] = table.column(0)
+        total = sum(times.values())
+    else:
+        t0 = time.perf_counter()
+        table = arrow_table(con, job["combined"])
+        total = time.perf_counter() - t0
+    wall = time.perf_counter() - started
+    peak = vm_hwm_mb()
+    if job["mode"] != "per_segment":
+        import pyarrow.compute as pc
+
+        for sid in job["ids"]:
+            members[sid] = pc.filter(table.column(0), table.column(sid))
+    parts = [
+        pa.table({"segment_id": pa.array([sid] * len(ids), pa.string()),
+                  "customer_id": ids.cast(pa.string())})
+        for sid, ids in members.items()
+    ]
+    pq.write_table(pa.concat_tables(parts), job["out"])
+    print(json.dumps({"seconds": total, "wall": wall, "times": times, "baseline_mb": baseline,
+                      "peak_mb_after_queries": peak, "threads": con.execute(
+                          "SELECT current_setting('threads')").fetchone()[0]}))
+
+
+# --------------------------------------------------------------------------------------------
+# Children with measured peak memory
+# --------------------------------------------------------------------------------------------
+
+
+def run_measured(argv, stdout_path, stderr_path=None, cwd=None):
+    """Runs argv; returns (exit code, wall seconds, peak RSS in MiB from wait4)."""
+    with open(stdout_path, "wb") as out, open(stderr_path or os.devnull, "wb") as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, wall, usage.ru_maxrss / 1024
+
+
+def kitle(binary, store, *args, capture=True, check=True):
+    argv = [binary, *args, "--store", store]
+    r = subprocess.run(argv, stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE)
+    if check and r.returncode != 0:
+        sys.exit(f"`{' '.join(argv)}` failed ({r.returncode}):\n{r.stderr.decode(errors='replace')}")
+    return r
+
+
+def kitle_memberships(binary, store):
+    import io
+
+    import pyarrow.parquet as pq
+
+    r = kitle(binary, store, "sql", "SELECT segment_id, customer_id FROM memberships", "--format", "parquet")
+    t = pq.read_table(io.BytesIO(r.stdout))
+    out = {}
+    for s, c in zip(t.column("segment_id").to_pylist(), t.column("customer_id").to_pylist()):
+        out.setdefault(s, set()).add(c)
+    return out
+
+
+def read_members(path):
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path)
+    out = {}
+    for s, c in zip(t.column("segment_id").to_pylist(), t.column("customer_id").to_pylist()):
+        out.setdefault(s, set()).add(c)
+    return out
+
+
+def diff(name_a, a, name_b, b, ids):
+    """Lines describing every difference; empty when equal."""
+    lines = []
+    for sid in ids:
+        x, y = a.get(sid, set()), b.get(sid, set())
+        if x != y:
+            only_a, only_b = sorted(x - y), sorted(y - x)
+            lines.append(
+                f"  {sid}: {name_a} {len(x)}, {name_b} {len(y)}; only {name_a}: {len(only_a)} "
+                f"{only_a[:5]}; only {name_b}: {len(only_b)} {only_b[:5]}"
+            )
+    return lines
+
+
+def run_duckdb(mode, ids, per, combined, workdir, threads):
+    job = {
+        "mode": mode,
+        "ids": ids,
+        "queries": per if mode == "per_segment" else None,
+        "combined": combined if mode == "combined" else None,
+        "out": os.path.join(workdir, f"duckdb-{mode}.parquet"),
+        "threads": threads,
+    }
+    job_path = os.path.join(workdir, f"duckdb-{mode}.json")
+    with open(job_path, "w") as f:
+        json.dump(job, f)
+    out_path = os.path.join(workdir, f"duckdb-{mode}.out")
+    err_path = os.path.join(workdir, f"duckdb-{mode}.err")
+    code, wall, peak = run_measured(
+        [sys.executable, os.path.abspath(__file__), "--worker", job_path], out_path, err_path
+    )
+    if code != 0:
+        with open(err_path) as f:
+            sys.exit(f"DuckDB ({mode}) failed ({code}):\n{f.read()}")
+    with open(out_path) as f:
+        res = json.loads(f.read().strip().splitlines()[-1])
+    res["peak_mb"] = peak
+    res["process_wall"] = wall
+    res["members"] = read_members(job["out"])
+    return res
+
+
+def load_defs(paths):
+    defs = {}
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            d = json.load(f, parse_float=Decimal)
+        for one in d if isinstance(d, list) else [d]:
+            defs[one["id"]] = one
+    return defs
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmark
+# --------------------------------------------------------------------------------------------
+
+
+def warm(store):
+    """Reads every Parquet file once so that whichever engine runs first is not penalised."""
+    total = 0
+    for p in glob.glob(os.path.join(store, "customers", "*.parquet")) + glob.glob(
+        os.path.join(store, "events", "*", "*.parquet")
+    ):
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 24):
+                total += len(chunk)
+    return total
+
+
+def benchmark(args):
+    binary = os.path.expanduser(args.kitle)
+    if not os.path.exists(binary):
+        sys.exit(f"no kitle binary at {binary} (build it: cargo build --release -p kitle)")
+    store = os.path.abspath(args.store)
+    as_of = args.as_of or f"{args.end}T23:59:59Z"
+    as_of_us = instant_us(as_of, args.time_zone)
+    seg_dir = args.segments
+    if not os.path.isdir(seg_dir) and os.path.isdir(os.path.join(REPO, seg_dir)):
+        seg_dir = os.path.join(REPO, seg_dir)
+    seg_files = sorted(glob.glob(os.path.join(seg_dir, "*.json")))
+    if not seg_files:
+        sys.exit(f"no segment definitions in {seg_dir}")
+    defs = load_defs(seg_files)
+    ids = sorted(defs)
+
+    print(f"kitle            {binary}")
+    print(f"store            {store}")
+    print(f"machine          {os.cpu_count()} cores, {mem_gib():.0f} GiB memory")
+    if not args.skip_generate:
+        t0 = time.perf_counter()
+        kitle(binary, store, "generate", "--customers", str(args.customers), "--days", str(args.days),
+              "--seed", "1", "--end", args.end, "--overwrite")
+        print(f"generated        {args.customers} customers, {args.days} days to {args.end} "
+              f"in {time.perf_counter() - t0:.1f} s")
+    r = kitle(binary, store, "sql", "SELECT count(*) AS n FROM events", "--format", "csv")
+    events = int(r.stdout.decode().strip().splitlines()[-1])
+    r = kitle(binary, store, "sql", "SELECT count(*) AS n FROM customers", "--format", "csv")
+    customers = int(r.stdout.decode().strip().splitlines()[-1])
+    print(f"data             {customers} customers, {events} events (once per event_id)")
+    print(f"as_of            {as_of}")
+    print(f"segments         {len(ids)} from {seg_dir}")
+    kitle(binary, store, "segment", "put", *seg_files)
+    print(f"warmed           {warm(store) / 1e6:.0f} MB of Parquet read once into the page cache")
+
+    work = tempfile.mkdtemp(prefix="kitle-bench-")
+    # kitle refresh
+    out_path, err_path = os.path.join(work, "refresh.json"), os.path.join(work, "refresh.err")
+    code, k_secs, k_peak = run_measured(
+        [binary, "refresh", "--as-of", as_of, "--json", "--store", store], out_path, err_path
+    )
+    if code != 0:
+        with open(err_path) as f:
+            sys.exit(f"kitle refresh failed ({code}):\n{f.read()}")
+    with open(out_path) as f:
+        outcome = json.load(f)
+    sizes = {s["id"]: s["size"] for s in outcome.get("segments", [])}
+    print(f"kitle refresh    {k_secs:.2f} s, peak RSS {k_peak:.0f} MB")
+    k_members = kitle_memberships(binary, store)
+
+    # DuckDB
+    ev_glob = os.path.join(store, "events", "*", "*.parquet")
+    cust_glob = os.path.join(store, "customers", "*.parquet")
+    per, combined, _ = build_queries(defs, as_of_us, args.time_zone, cust_glob, ev_glob)
+    with open(os.path.join(work, "duckdb-queries.sql"), "w") as f:
+        for i in ids:
+            f.write(f"-- {i}\n{per[i]};\n\n")
+        f.write(f"-- combined\n{combined};\n")
+    print(f"DuckDB SQL       {os.path.join(work, 'duckdb-queries.sql')}")
+    d_per = run_duckdb("per_segment", ids, per, combined, work, args.duckdb_threads)
+    print(f"DuckDB per seg.  {d_per['seconds']:.2f} s, peak RSS {d_per['peak_mb']:.0f} MB "
+          f"(threads {d_per['threads']})")
+    d_comb = run_duckdb("combined", ids, per, combined, work, args.duckdb_threads)
+    print(f"DuckDB combined  {d_comb['seconds']:.2f} s, peak RSS {d_comb['peak_mb']:.0f} MB")
+
+    # verification
+    problems = []
+    problems += diff("kitle", k_members, "duckdb-per-segment", d_per["members"], ids)
+    problems += diff("kitle", k_members, "duckdb-combined", d_comb["members"], ids)
+    for sid in ids:
+        if sid in sizes and sizes[sid] != len(k_members.get(sid, ())):
+            problems.append(f"  {sid}: refresh reported size {sizes[sid]}, memberships hold "
+                            f"{len(k_members.get(sid, ()))}")
+
+    print()
+    print(f"{'segment':<32} {'kitle':>9} {'duckdb':>9} {'per-seg s':>10}")
+    for sid in ids:
+        same = (k_members.get(sid, set()) == d_per["members"].get(sid, set())
+                == d_comb["members"].get(sid, set()))
+        print(f"{sid:<32} {len(k_members.get(sid, ())):>9} {len(d_per['members'].get(sid, ())):>9} "
+              f"{d_per['times'][sid]:>10.2f}{'' if same else '  DIFFERS'}")
+    print()
+    rows = [
+        ("kitle refresh (all segments, one plan)", k_secs, k_peak),
+        ("DuckDB, one query per segment (sum)", d_per["seconds"], d_per["peak_mb"]),
+        ("DuckDB, one combined query", d_comb["seconds"], d_comb["peak_mb"]),
+    ]
+    print(f"{'':<40} {'seconds':>8} {'events/s':>12} {'peak MB':>8} {'÷ kitle s':>10}")
+    for name, secs, peak in rows:
+        print(f"{name:<40} {secs:>8.2f} {events / secs:>12,.0f} {peak:>8.0f} {secs / k_secs:>10.2f}")
+    print()
+    print(f"events/s = {events} events / seconds; peak MB = peak RSS of the process (MiB); "
+          f"DuckDB baseline RSS before any query {d_comb['baseline_mb']:.0f} MB")
+    if problems:
+        print(f"VERIFICATION FAILED: {len(problems)} differences")
+        print("\n".join(problems))
+        return 1
+    print(f"verified: both DuckDB variants give exactly kitle's members for all {len(ids)} segments")
+    shutil.rmtree(work, ignore_errors=True) if not args.keep else print(f"kept {work}")
+    return 0
+
+
+def mem_gib():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Conformance check of the translator
+# --------------------------------------------------------------------------------------------
+
+
+def conformance(args):
+    cases_path = os.path.abspath(args.conformance)
+    with open(cases_path, encoding="utf-8") as f:
+        text = f.read()
+    cases = json.loads(text, parse_float=Decimal)
+    plain = json.loads(text)  # floats print back as written, for the files given to kitle
+    src = os.path.join(os.path.dirname(cases_path), "store")
+    skipped = set(cases.get("skipped_files", []))
+    binary = os.path.expanduser(args.kitle) if args.kitle else None
+    failures = 0
+    for sc, sc_plain in zip(cases["scenarios"], plain["scenarios"]):
+        tmp = tempfile.mkdtemp(prefix="kitle-conf-")
+        store = os.path.join(tmp, "store")
+        shutil.copytree(src, store, copy_function=shutil.copyfile)
+        for root, dirs, _ in os.walk(store):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+        ev = sorted(
+            p for p in glob.glob(os.path.join(store, "events", "*", "*.parquet"))
+            if os.path.relpath(p, store) not in skipped
+        )
+        cu = sorted(
+            p for p in glob.glob(os.path.join(store, "customers", "*.parquet"))
+            if os.path.relpath(p, store) not in skipped
+        )
+        defs = {d["id"]: d for d in sc["segments"]}
+        ids = sorted(defs)
+        as_of_us = instant_us(sc["as_of"], "UTC")
+        per, combined, tr = build_queries(defs, as_of_us, "UTC", cu, ev)
+        con = duck_connect()
+        d_per = {i: set(r[0] for r in con.execute(per[i]).fetchall()) for i in ids}
+        t = arrow_table(con, combined)
+        d_comb = {}
+        cid = t.column("customer_id").to_pylist()
+        for i in ids:
+            d_comb[i] = {c for c, b in zip(cid, t.column(i).to_pylist()) if b}
+        tr.cust_cols = set()
+        universe = con.execute(f"SELECT count(*) FROM ({tr.universe()})").fetchone()[0]
+        expected = {i: set(v) for i, v in sc["expected"].items()}
+        lines = diff("expected", expected, "duckdb-per-segment", d_per, ids)
+        lines += diff("expected", expected, "duckdb-combined", d_comb, ids)
+        if universe != sc.get("universe_size", universe):
+            lines.append(f"  universe: expected {sc['universe_size']}, duckdb {universe}")
+        if binary and os.path.exists(binary):
+            files = []
+            for d in sc_plain["segments"]:
+                p = os.path.join(tmp, f"{d['id']}.json")
+                with open(p, "w", encoding="utf-8") as f:
+                    json.dump(d, f, ensure_ascii=False)
+                files.append(p)
+            kitle(binary, store, "segment", "put", *files)
+            kitle(binary, store, "refresh", "--as-of", sc["as_of"])
+            k = kitle_memberships(binary, store)
+            lines += diff("expected", expected, "kitle", k, ids)
+        print(f"scenario {sc['name']} (as_of {sc['as_of']}, {len(ids)} segments): "
+              f"{'OK' if not lines else 'DIFFERENCES'}")
+        for line in lines:
+            print(line)
+        failures += len(lines)
+        if args.keep:
+            with open(os.path.join(tmp, "duckdb-queries.sql"), "w") as f:
+                for i in ids:
+                    f.write(f"-- {i}\n{per[i]};\n\n")
+                f.write(f"-- combined\n{combined};\n")
+            print(f"  kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failures else 0
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main():
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.expanduser("~/.cache/kitle-target")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--end", default="2025-12-15", help="last day of events (default 2025-12-15)")
+    ap.add_argument("--store", default="./kitle-bench", help="store folder (default ./kitle-bench)")
+    ap.add_argument("--kitle", default=os.path.join(target, "release", "kitle"),
+                    help="the kitle binary (default $CARGO_TARGET_DIR/release/kitle)")
+    ap.add_argument("--as-of", help="evaluation instant (default <end>T23:59:59Z)")
+    ap.add_argument("--segments", default="queries/segments", help="folder of definitions")
+    ap.add_argument("--skip-generate", action="store_true", help="use the store as it is")
+    ap.add_argument("--time-zone", default=os.environ.get("KITLE_TIME_ZONE", "UTC"),
+                    help="the store's time zone, as kitle is configured (default UTC)")
+    ap.add_argument("--duckdb-threads", type=int, help="DuckDB threads (default: DuckDB's own)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (SQL, outputs)")
+    ap.add_argument("--conformance", metavar="CASES_JSON",
+                    help="check the translator against the conformance cases instead")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker)
+        return 0
+    if args.conformance:
+        return conformance(args)
+    return benchmark(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
