@@ -199,6 +199,7 @@ struct Compiler<'a> {
     attributes: BTreeSet<String>,
     event_columns: BTreeSet<String>,
     event_types: BTreeSet<String>,
+    type_codes: BTreeMap<String, i32>,
     /// Lower bound of the events any condition needs: `None` once some condition needs all.
     earliest: Option<Option<DateTime<Utc>>>,
     measures: Vec<MeasureSpec>,
@@ -213,6 +214,9 @@ struct Compiler<'a> {
 }
 
 const CID: &str = "customer_id";
+
+/// Column of the merged event rows holding the event type's integer code.
+const TYPE_CODE: &str = "__type_code";
 
 impl<'a> Compiler<'a> {
     fn new(
@@ -231,6 +235,7 @@ impl<'a> Compiler<'a> {
             attributes: BTreeSet::new(),
             event_columns: BTreeSet::new(),
             event_types: BTreeSet::new(),
+            type_codes: BTreeMap::new(),
             earliest: None,
             measures: Vec::new(),
             measure_keys: HashMap::new(),
@@ -338,7 +343,13 @@ impl<'a> Compiler<'a> {
         period: &Period,
     ) -> Result<Expr, CompileError> {
         self.event_types.extend(events.iter().cloned());
-        let mut expr = self.types_and_filters(events, filters)?;
+        // Over the merged rows, the type is compared as a small integer code (computed once
+        // per row) rather than as text in every aggregate's filter.
+        let codes: Vec<Expr> = events.iter().map(|t| lit(self.type_code(t))).collect();
+        let mut expr = col(TYPE_CODE).in_list(codes, false);
+        if !filters.is_empty() {
+            expr = expr.and(self.types_and_filters(&[], filters)?);
+        }
         self.event_columns
             .extend(filters.iter().map(|f| f.property.clone()));
         let (condition, lower) = self.period(period);
@@ -360,7 +371,11 @@ impl<'a> Compiler<'a> {
         filters: &[PropertyFilter],
     ) -> Result<Expr, CompileError> {
         let types: Vec<Expr> = events.iter().map(|t| lit(t.clone())).collect();
-        let mut expr = col("event_type").in_list(types, false);
+        let mut expr = if types.is_empty() {
+            lit(true)
+        } else {
+            col("event_type").in_list(types, false)
+        };
         for f in filters {
             let data_type = self.event_type_of(&f.property)?;
             let operand = Operand {
@@ -381,6 +396,15 @@ impl<'a> Compiler<'a> {
             );
         }
         Ok(expr)
+    }
+
+    /// The integer code of an event type in the merged rows' [`TYPE_CODE`] column.
+    fn type_code(&mut self, event_type: &str) -> i32 {
+        let next = self.type_codes.len() as i32;
+        *self
+            .type_codes
+            .entry(event_type.to_string())
+            .or_insert(next)
     }
 
     /// The period as a condition on `ts` (beyond `ts <= as_of`, which every scan has), and the
@@ -636,8 +660,11 @@ impl<'a> Compiler<'a> {
     ) -> Result<FollowSpec, CompileError> {
         let within = follow.within.to_time_delta();
         // The first events, latest per customer.
-        let first_matcher = self.matcher(events, &e.filters, &e.period)?;
-        let (_, lower) = self.period(&e.period);
+        let mut first_matcher = self.types_and_filters(events, &e.filters)?;
+        let (period, lower) = self.period(&e.period);
+        if let Some(period) = period {
+            first_matcher = first_matcher.and(period);
+        }
         let first_columns = filter_columns(&e.filters);
         let last = format!("__follow_{index}_last");
         let cid = format!("__follow_{index}_cid");
@@ -777,6 +804,84 @@ impl<'a> Compiler<'a> {
         )
     }
 
+    /// The event rows the measures aggregate, each event once.
+    ///
+    /// Copies of a redelivered event share customer, id and `ts`. Merging every row by
+    /// `(customer, event_id)` would hash the whole scan on two strings; instead the ids that
+    /// occur more than once are found with a one-column aggregation over `event_id` alone, rows
+    /// of other ids pass straight through (an anti-join against that small set), and only the
+    /// rows of repeated ids are merged.
+    fn merged_events(
+        &self,
+        lower: Option<DateTime<Utc>>,
+        types: Vec<Expr>,
+    ) -> Result<LogicalPlanBuilder, CompileError> {
+        let only_types = col("event_type").in_list(types, false);
+        let repeated = self
+            .events_scan(&BTreeSet::new(), lower)?
+            .filter(only_types.clone())?
+            .aggregate(
+                vec![col("event_id")],
+                vec![count(lit(1i64)).alias("__copies")],
+            )?
+            .filter(col("__copies").gt(lit(1i64)))?
+            .project(vec![col("event_id").alias("__repeated_id")])?
+            .build()?;
+        let mut carried: Vec<String> = vec!["event_type".into(), "ts".into()];
+        carried.extend(
+            self.event_columns
+                .iter()
+                .filter(|c| !["event_type", "ts", CID, "event_id"].contains(&c.as_str()))
+                .cloned(),
+        );
+        let mut columns = columns_of(&carried);
+        // `event_id` is a key of the merge, not a carried value; keep it when a condition
+        // reads it.
+        if self.event_columns.contains("event_id") {
+            columns.push(col("event_id"));
+        }
+        let rows = || -> Result<LogicalPlanBuilder, CompileError> {
+            Ok(self
+                .events_scan(&self.event_columns, lower)?
+                .filter(only_types.clone())?)
+        };
+        let once = rows()?
+            .join(
+                repeated.clone(),
+                JoinType::LeftAnti,
+                (vec!["event_id"], vec!["__repeated_id"]),
+                None,
+            )?
+            .project(columns.clone())?
+            .build()?;
+        let merged: Vec<Expr> = carried
+            .iter()
+            .map(|c| first_value(col(Column::from_name(c)), vec![]).alias(c.clone()))
+            .collect();
+        let repeated_rows = rows()?
+            .join(
+                repeated,
+                JoinType::LeftSemi,
+                (vec!["event_id"], vec!["__repeated_id"]),
+                None,
+            )?
+            .aggregate(vec![col(CID), col("event_id")], merged)?
+            .project(columns.clone())?
+            .build()?;
+        let mut code = datafusion::logical_expr::case(col("event_type"));
+        for (t, c) in &self.type_codes {
+            code = code.when(lit(t.clone()), lit(*c));
+        }
+        let mut with_code: Vec<Expr> = columns
+            .iter()
+            .map(|c| col(c.schema_name().to_string()))
+            .collect();
+        with_code.push(code.end()?.alias(TYPE_CODE));
+        Ok(LogicalPlanBuilder::from(once)
+            .union(repeated_rows)?
+            .project(with_code)?)
+    }
+
     /// Puts the pieces together: merged events → one aggregation → joined to the universe →
     /// measures with defaults → percent ranks → the segments' columns.
     fn assemble(&self, outputs: Vec<Expr>) -> Result<LogicalPlan, CompileError> {
@@ -793,20 +898,8 @@ impl<'a> Compiler<'a> {
 
         if !self.measures.is_empty() {
             let lower = self.earliest.flatten();
-            let scan = self.events_scan(&self.event_columns, lower)?;
             let types: Vec<Expr> = self.event_types.iter().map(|t| lit(t.clone())).collect();
-            // Copies of a redelivered event share customer, id and ts: merge them first.
-            let mut carried: Vec<String> = vec!["event_type".into(), "ts".into()];
-            carried.extend(
-                self.event_columns
-                    .iter()
-                    .filter(|c| !["event_type", "ts", CID, "event_id"].contains(&c.as_str()))
-                    .cloned(),
-            );
-            let merged: Vec<Expr> = carried
-                .iter()
-                .map(|c| first_value(col(Column::from_name(c)), vec![]).alias(c.clone()))
-                .collect();
+            let rows = self.merged_events(lower, types)?;
             let aggregates: Vec<Expr> = self
                 .measures
                 .iter()
@@ -818,9 +911,7 @@ impl<'a> Compiler<'a> {
                     .iter()
                     .map(|a| col(a.schema_name().to_string()))
             }));
-            let per_customer = scan
-                .filter(col("event_type").in_list(types, false))?
-                .aggregate(vec![col(CID), col("event_id")], merged)?
+            let per_customer = rows
                 .aggregate(vec![col(CID)], aggregates)?
                 .project(output)?
                 .build()?;
@@ -878,6 +969,13 @@ impl<'a> Compiler<'a> {
 
 fn measure_column(i: usize) -> String {
     format!("__measure_{i}")
+}
+
+/// `customer_id` and `carried`, as column expressions.
+fn columns_of(carried: &[String]) -> Vec<Expr> {
+    let mut columns: Vec<Expr> = vec![col(CID)];
+    columns.extend(carried.iter().map(|c| col(Column::from_name(c))));
+    columns
 }
 
 fn filter_columns(filters: &[PropertyFilter]) -> BTreeSet<String> {
