@@ -106,6 +106,13 @@ pub async fn build_refresh_plan(
         let expr = compiler.segment(ctx, id).await?;
         outputs.push(expr.alias(segment_column(i)));
     }
+    compiler
+        .find_repeated(ctx)
+        .await
+        .map_err(|e| Error::Compile {
+            segment: String::new(),
+            message: e.message,
+        })?;
     let plan = compiler.assemble(outputs).map_err(|e| Error::Compile {
         segment: String::new(),
         message: e.message,
@@ -200,6 +207,8 @@ struct Compiler<'a> {
     event_columns: BTreeSet<String>,
     event_types: BTreeSet<String>,
     type_codes: BTreeMap<String, i32>,
+    /// Event ids that occur more than once among the rows the measures read.
+    repeated: Vec<String>,
     /// Lower bound of the events any condition needs: `None` once some condition needs all.
     earliest: Option<Option<DateTime<Utc>>>,
     measures: Vec<MeasureSpec>,
@@ -236,6 +245,7 @@ impl<'a> Compiler<'a> {
             event_columns: BTreeSet::new(),
             event_types: BTreeSet::new(),
             type_codes: BTreeMap::new(),
+            repeated: Vec::new(),
             earliest: None,
             measures: Vec::new(),
             measure_keys: HashMap::new(),
@@ -804,29 +814,75 @@ impl<'a> Compiler<'a> {
         )
     }
 
+    /// Finds the event ids that landed more than once. Copies of an event share `ts` and so
+    /// its partition, and land in two files: only partitions with several readable files in the
+    /// refresh's date range are searched, one at a time, so the search never holds more than
+    /// one day's ids in memory.
+    async fn find_repeated(&mut self, ctx: &SessionContext) -> Result<(), CompileError> {
+        if self.measures.is_empty() {
+            return Ok(());
+        }
+        let lower = self.earliest.flatten();
+        let first = lower.map(|l| l.date_naive());
+        let last = self.as_of.date_naive();
+        let mut files_per_day: BTreeMap<chrono::NaiveDate, usize> = BTreeMap::new();
+        for meta in &self.tables.files(ContractTable::Events).readable {
+            let day = self
+                .tables
+                .store()
+                .relative(&meta.location)
+                .and_then(|r| layout::partition_date_of(&r));
+            if let Some(day) = day {
+                *files_per_day.entry(day).or_default() += 1;
+            }
+        }
+        let types: Vec<Expr> = self.event_types.iter().map(|t| lit(t.clone())).collect();
+        for (day, files) in files_per_day {
+            if files < 2 || first.is_some_and(|f| day < f) || day > last {
+                continue;
+            }
+            let plan = self
+                .events_scan(&BTreeSet::new(), lower)?
+                .filter(
+                    col(layout::EVENTS_PARTITION_COLUMN)
+                        .eq(lit(day.format("%Y-%m-%d").to_string()))
+                        .and(col("event_type").in_list(types.clone(), false)),
+                )?
+                .aggregate(
+                    vec![col("event_id")],
+                    vec![count(lit(1i64)).alias("__copies")],
+                )?
+                .filter(col("__copies").gt(lit(1i64)))?
+                .project(vec![col("event_id")])?
+                .build()?;
+            let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+            for batch in batches {
+                let ids =
+                    cast_to_utf8(batch.column(0)).map_err(|e| CompileError::new(e.to_string()))?;
+                let ids = ids.as_string::<i32>();
+                self.repeated.extend(
+                    (0..ids.len())
+                        .filter(|i| ids.is_valid(*i))
+                        .map(|i| ids.value(i).to_string()),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The event rows the measures aggregate, each event once.
     ///
     /// Copies of a redelivered event share customer, id and `ts`. Merging every row by
     /// `(customer, event_id)` would hash the whole scan on two strings; instead the ids that
-    /// occur more than once are found with a one-column aggregation over `event_id` alone, rows
-    /// of other ids pass straight through (an anti-join against that small set), and only the
-    /// rows of repeated ids are merged.
+    /// occur more than once are found first ([`Self::find_repeated`]), rows of other ids pass
+    /// straight through (an anti-join against that small list, written into the plan as
+    /// values), and only the rows of repeated ids are merged.
     fn merged_events(
         &self,
         lower: Option<DateTime<Utc>>,
         types: Vec<Expr>,
     ) -> Result<LogicalPlanBuilder, CompileError> {
         let only_types = col("event_type").in_list(types, false);
-        let repeated = self
-            .events_scan(&BTreeSet::new(), lower)?
-            .filter(only_types.clone())?
-            .aggregate(
-                vec![col("event_id")],
-                vec![count(lit(1i64)).alias("__copies")],
-            )?
-            .filter(col("__copies").gt(lit(1i64)))?
-            .project(vec![col("event_id").alias("__repeated_id")])?
-            .build()?;
         let mut carried: Vec<String> = vec!["event_type".into(), "ts".into()];
         carried.extend(
             self.event_columns
@@ -845,6 +901,26 @@ impl<'a> Compiler<'a> {
                 .events_scan(&self.event_columns, lower)?
                 .filter(only_types.clone())?)
         };
+        let mut code = datafusion::logical_expr::case(col("event_type"));
+        for (t, c) in &self.type_codes {
+            code = code.when(lit(t.clone()), lit(*c));
+        }
+        let mut with_code: Vec<Expr> = columns
+            .iter()
+            .map(|c| col(c.schema_name().to_string()))
+            .collect();
+        with_code.push(code.end()?.alias(TYPE_CODE));
+        if self.repeated.is_empty() {
+            return Ok(rows()?.project(columns)?.project(with_code)?);
+        }
+        let repeated = LogicalPlanBuilder::values(
+            self.repeated
+                .iter()
+                .map(|id| vec![lit(id.clone())])
+                .collect(),
+        )?
+        .project(vec![col("column1").alias("__repeated_id")])?
+        .build()?;
         let once = rows()?
             .join(
                 repeated.clone(),
@@ -868,15 +944,6 @@ impl<'a> Compiler<'a> {
             .aggregate(vec![col(CID), col("event_id")], merged)?
             .project(columns.clone())?
             .build()?;
-        let mut code = datafusion::logical_expr::case(col("event_type"));
-        for (t, c) in &self.type_codes {
-            code = code.when(lit(t.clone()), lit(*c));
-        }
-        let mut with_code: Vec<Expr> = columns
-            .iter()
-            .map(|c| col(c.schema_name().to_string()))
-            .collect();
-        with_code.push(code.end()?.alias(TYPE_CODE));
         Ok(LogicalPlanBuilder::from(once)
             .union(repeated_rows)?
             .project(with_code)?)
