@@ -116,7 +116,8 @@ pub async fn check_definitions(
     tables.register_as_of(&ctx, as_of)?;
     for (i, d) in definitions.iter().enumerate() {
         if let Err(e) =
-            build_refresh_plan(&ctx, &tables, &all, std::slice::from_ref(&d.id), as_of, tz).await
+            crate::compile::check_plan(&ctx, &tables, &all, std::slice::from_ref(&d.id), as_of, tz)
+                .await
         {
             let path = if definitions.len() > 1 {
                 format!("[{i}].condition")

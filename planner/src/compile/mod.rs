@@ -34,10 +34,11 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::common::{Column, JoinType};
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::context::SQLOptions;
+use datafusion::functions::core::expr_fn::input_file_name;
 use datafusion::functions::expr_fn::{
     coalesce, concat, encode, sha256, strpos, substring, to_local_time,
 };
-use datafusion::functions_aggregate::expr_fn::{count, count_distinct, first_value, max, min, sum};
+use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, sum};
 use datafusion::functions_window::expr_fn::percent_rank;
 use datafusion::logical_expr::{ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, cast, when};
 use datafusion::prelude::{Expr, SessionContext, col, lit, not};
@@ -100,19 +101,48 @@ pub async fn build_refresh_plan(
     as_of: DateTime<Utc>,
     tz: Tz,
 ) -> Result<RefreshPlan, Error> {
+    plan_segments(ctx, tables, definitions, targets, as_of, tz, true).await
+}
+
+/// Checks that `targets` compile, without reading any event data: the plan is built as for a
+/// refresh but without searching for redelivered events (validation wants this to be cheap).
+pub async fn check_plan(
+    ctx: &SessionContext,
+    tables: &ContractTables,
+    definitions: &[SegmentDefinition],
+    targets: &[String],
+    as_of: DateTime<Utc>,
+    tz: Tz,
+) -> Result<(), Error> {
+    plan_segments(ctx, tables, definitions, targets, as_of, tz, false)
+        .await
+        .map(|_| ())
+}
+
+async fn plan_segments(
+    ctx: &SessionContext,
+    tables: &ContractTables,
+    definitions: &[SegmentDefinition],
+    targets: &[String],
+    as_of: DateTime<Utc>,
+    tz: Tz,
+    search_repeated: bool,
+) -> Result<RefreshPlan, Error> {
     let mut compiler = Compiler::new(tables, definitions, as_of, tz);
     let mut outputs = Vec::new();
     for (i, id) in targets.iter().enumerate() {
         let expr = compiler.segment(ctx, id).await?;
         outputs.push(expr.alias(segment_column(i)));
     }
-    compiler
-        .find_repeated(ctx)
-        .await
-        .map_err(|e| Error::Compile {
-            segment: String::new(),
-            message: e.message,
-        })?;
+    if search_repeated {
+        compiler
+            .find_repeated(ctx)
+            .await
+            .map_err(|e| Error::Compile {
+                segment: String::new(),
+                message: e.message,
+            })?;
+    }
     let plan = compiler.assemble(outputs).map_err(|e| Error::Compile {
         segment: String::new(),
         message: e.message,
@@ -207,8 +237,9 @@ struct Compiler<'a> {
     event_columns: BTreeSet<String>,
     event_types: BTreeSet<String>,
     type_codes: BTreeMap<String, i32>,
-    /// Event ids that occur more than once among the rows the measures read.
-    repeated: Vec<String>,
+    /// Event ids that occur more than once among the rows the measures read, each with the
+    /// file whose copy is kept (the path that sorts last).
+    repeated: Vec<(String, String)>,
     /// Lower bound of the events any condition needs: `None` once some condition needs all.
     earliest: Option<Option<DateTime<Utc>>>,
     measures: Vec<MeasureSpec>,
@@ -223,6 +254,9 @@ struct Compiler<'a> {
 }
 
 const CID: &str = "customer_id";
+
+/// Column holding the path of the file an event row was read from.
+const FILE_COLUMN: &str = "__event_file";
 
 /// Column of the merged event rows holding the event type's integer code.
 const TYPE_CODE: &str = "__type_code";
@@ -772,6 +806,17 @@ impl<'a> Compiler<'a> {
         extra: &BTreeSet<String>,
         lower: Option<DateTime<Utc>>,
     ) -> Result<LogicalPlanBuilder, CompileError> {
+        self.events_scan_with(extra, lower, false)
+    }
+
+    /// [`Self::events_scan`], with the path of each row's file as [`FILE_COLUMN`] when
+    /// `with_file` (DataFusion's `input_file_name()`, resolved inside the scan).
+    fn events_scan_with(
+        &self,
+        extra: &BTreeSet<String>,
+        lower: Option<DateTime<Utc>>,
+        with_file: bool,
+    ) -> Result<LogicalPlanBuilder, CompileError> {
         let source = self.tables.events_source()?;
         let mut columns: BTreeSet<String> = [
             "customer_id",
@@ -808,10 +853,18 @@ impl<'a> Compiler<'a> {
                     .gt_eq(lit(lower.date_naive().format("%Y-%m-%d").to_string())),
             );
         }
-        Ok(
-            LogicalPlanBuilder::scan("events", provider_as_source(source), Some(projection))?
-                .filter(filter)?,
-        )
+        let mut scan =
+            LogicalPlanBuilder::scan("events", provider_as_source(source), Some(projection))?;
+        if with_file {
+            let mut with_path: Vec<Expr> = columns
+                .iter()
+                .filter(|c| schema.index_of(c).is_ok())
+                .map(|c| col(Column::from_name(c)))
+                .collect();
+            with_path.push(input_file_name().alias(FILE_COLUMN));
+            scan = scan.project(with_path)?;
+        }
+        Ok(scan.filter(filter)?)
     }
 
     /// Finds the event ids that landed more than once. Copies of an event share `ts` and so
@@ -842,7 +895,7 @@ impl<'a> Compiler<'a> {
                 continue;
             }
             let plan = self
-                .events_scan(&BTreeSet::new(), lower)?
+                .events_scan_with(&BTreeSet::new(), lower, true)?
                 .filter(
                     col(layout::EVENTS_PARTITION_COLUMN)
                         .eq(lit(day.format("%Y-%m-%d").to_string()))
@@ -850,21 +903,27 @@ impl<'a> Compiler<'a> {
                 )?
                 .aggregate(
                     vec![col("event_id")],
-                    vec![count(lit(1i64)).alias("__copies")],
+                    vec![
+                        count(lit(1i64)).alias("__copies"),
+                        max(col(FILE_COLUMN)).alias("__keep"),
+                    ],
                 )?
                 .filter(col("__copies").gt(lit(1i64)))?
-                .project(vec![col("event_id")])?
+                .project(vec![col("event_id"), col("__keep")])?
                 .build()?;
             let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
             for batch in batches {
-                let ids =
-                    cast_to_utf8(batch.column(0)).map_err(|e| CompileError::new(e.to_string()))?;
-                let ids = ids.as_string::<i32>();
-                self.repeated.extend(
-                    (0..ids.len())
-                        .filter(|i| ids.is_valid(*i))
-                        .map(|i| ids.value(i).to_string()),
-                );
+                let to_text = |i: usize| {
+                    cast_to_utf8(batch.column(i)).map_err(|e| CompileError::new(e.to_string()))
+                };
+                let (ids, keep) = (to_text(0)?, to_text(1)?);
+                let (ids, keep) = (ids.as_string::<i32>(), keep.as_string::<i32>());
+                for i in 0..ids.len() {
+                    if ids.is_valid(i) && keep.is_valid(i) {
+                        self.repeated
+                            .push((ids.value(i).to_string(), keep.value(i).to_string()));
+                    }
+                }
             }
         }
         Ok(())
@@ -913,39 +972,32 @@ impl<'a> Compiler<'a> {
         if self.repeated.is_empty() {
             return Ok(rows()?.project(columns)?.project(with_code)?);
         }
+        // One scan: rows of repeated ids are kept only from the file chosen for them.
         let repeated = LogicalPlanBuilder::values(
             self.repeated
                 .iter()
-                .map(|id| vec![lit(id.clone())])
+                .map(|(id, file)| vec![lit(id.clone()), lit(file.clone())])
                 .collect(),
         )?
-        .project(vec![col("column1").alias("__repeated_id")])?
+        .project(vec![
+            col("column1").alias("__repeated_id"),
+            col("column2").alias("__keep_file"),
+        ])?
         .build()?;
-        let once = rows()?
-            .join(
-                repeated.clone(),
-                JoinType::LeftAnti,
-                (vec!["event_id"], vec!["__repeated_id"]),
-                None,
-            )?
-            .project(columns.clone())?
-            .build()?;
-        let merged: Vec<Expr> = carried
-            .iter()
-            .map(|c| first_value(col(Column::from_name(c)), vec![]).alias(c.clone()))
-            .collect();
-        let repeated_rows = rows()?
+        let kept = col("__repeated_id")
+            .is_null()
+            .or(col(FILE_COLUMN).eq(col("__keep_file")));
+        Ok(self
+            .events_scan_with(&self.event_columns, lower, true)?
+            .filter(only_types)?
             .join(
                 repeated,
-                JoinType::LeftSemi,
+                JoinType::Left,
                 (vec!["event_id"], vec!["__repeated_id"]),
                 None,
             )?
-            .aggregate(vec![col(CID), col("event_id")], merged)?
-            .project(columns.clone())?
-            .build()?;
-        Ok(LogicalPlanBuilder::from(once)
-            .union(repeated_rows)?
+            .filter(kept)?
+            .project(columns)?
             .project(with_code)?)
     }
 
