@@ -642,21 +642,55 @@ def worker(job_path):
 # --------------------------------------------------------------------------------------------
 
 
-def run_measured(argv, stdout_path, stderr_path=None, cwd=None):
-    """Runs argv; returns (exit code, wall seconds, peak RSS in MiB from wait4)."""
+def mem_available_mb():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def run_measured(argv, stdout_path, stderr_path=None, guard_mb=0):
+    """Runs argv; returns (exit code, wall seconds, peak RSS in MiB from wait4, note).
+
+    With guard_mb, the child is killed when the machine's available memory falls below it,
+    so that a runaway child cannot bring the OOM killer down on other processes."""
+    import threading
+
+    note = {}
     with open(stdout_path, "wb") as out, open(stderr_path or os.devnull, "wb") as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd)
+        p = subprocess.Popen(argv, stdout=out, stderr=err)
+        done = threading.Event()
+
+        def watch():
+            while not done.wait(0.25):
+                avail = mem_available_mb()
+                if guard_mb and avail is not None and avail < guard_mb:
+                    note["guard"] = (time.perf_counter() - t0, avail)
+                    try:
+                        os.kill(p.pid, 9)
+                    except ProcessLookupError:
+                        pass
+                    return
+
+        w = threading.Thread(target=watch, daemon=True)
+        w.start()
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
+        done.set()
+        w.join()
     p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, wall, usage.ru_maxrss / 1024
+    return p.returncode, wall, usage.ru_maxrss / 1024, note
 
 
-def kitle(binary, store, *args, capture=True, check=True):
+def kitle(binary, store, *args):
     argv = [binary, *args, "--store", store]
-    r = subprocess.run(argv, stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE)
-    if check and r.returncode != 0:
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if r.returncode != 0:
         sys.exit(f"`{' '.join(argv)}` failed ({r.returncode}):\n{r.stderr.decode(errors='replace')}")
     return r
 
@@ -698,7 +732,7 @@ def diff(name_a, a, name_b, b, ids):
     return lines
 
 
-def run_duckdb(mode, ids, per, combined, workdir, threads):
+def run_duckdb(mode, ids, per, combined, workdir, threads, guard_mb):
     job = {
         "mode": mode,
         "ids": ids,
@@ -712,9 +746,13 @@ def run_duckdb(mode, ids, per, combined, workdir, threads):
         json.dump(job, f)
     out_path = os.path.join(workdir, f"duckdb-{mode}.out")
     err_path = os.path.join(workdir, f"duckdb-{mode}.err")
-    code, wall, peak = run_measured(
-        [sys.executable, os.path.abspath(__file__), "--worker", job_path], out_path, err_path
+    code, wall, peak, note = run_measured(
+        [sys.executable, os.path.abspath(__file__), "--worker", job_path], out_path, err_path,
+        guard_mb,
     )
+    if note.get("guard"):
+        sys.exit(f"DuckDB ({mode}) stopped by the memory guard after {note['guard'][0]:.0f} s "
+                 f"at {peak:.0f} MB")
     if code != 0:
         with open(err_path) as f:
             sys.exit(f"DuckDB ({mode}) failed ({code}):\n{f.read()}")
@@ -791,17 +829,26 @@ def benchmark(args):
     work = tempfile.mkdtemp(prefix="kitle-bench-")
     # kitle refresh
     out_path, err_path = os.path.join(work, "refresh.json"), os.path.join(work, "refresh.err")
-    code, k_secs, k_peak = run_measured(
-        [binary, "refresh", "--as-of", as_of, "--json", "--store", store], out_path, err_path
+    code, k_secs, k_peak, note = run_measured(
+        [binary, "refresh", "--as-of", as_of, "--json", "--store", store], out_path, err_path,
+        args.memory_guard,
     )
-    if code != 0:
-        with open(err_path) as f:
-            sys.exit(f"kitle refresh failed ({code}):\n{f.read()}")
-    with open(out_path) as f:
-        outcome = json.load(f)
-    sizes = {s["id"]: s["size"] for s in outcome.get("segments", [])}
-    print(f"kitle refresh    {k_secs:.2f} s, peak RSS {k_peak:.0f} MB")
-    k_members = kitle_memberships(binary, store)
+    k_failed = None
+    if note.get("guard"):
+        k_failed = (f"stopped by the memory guard after {note['guard'][0]:.0f} s: the machine had "
+                    f"{note['guard'][1]:.0f} MB left, kitle held {k_peak:.0f} MB")
+    elif code != 0:
+        with open(err_path, errors="replace") as f:
+            k_failed = f"exit code {code} after {k_secs:.0f} s, peak RSS {k_peak:.0f} MB; stderr: {f.read()[-2000:]}"
+    if k_failed:
+        print(f"kitle refresh    FAILED: {k_failed}")
+        sizes, k_members = {}, None
+    else:
+        with open(out_path) as f:
+            outcome = json.load(f)
+        sizes = {s["id"]: s["size"] for s in outcome.get("segments", [])}
+        print(f"kitle refresh    {k_secs:.2f} s, peak RSS {k_peak:.0f} MB")
+        k_members = kitle_memberships(binary, store)
 
     # DuckDB
     ev_glob = os.path.join(store, "events", "*", "*.parquet")
@@ -812,27 +859,35 @@ def benchmark(args):
             f.write(f"-- {i}\n{per[i]};\n\n")
         f.write(f"-- combined\n{combined};\n")
     print(f"DuckDB SQL       {os.path.join(work, 'duckdb-queries.sql')}")
-    d_per = run_duckdb("per_segment", ids, per, combined, work, args.duckdb_threads)
+    d_per = run_duckdb("per_segment", ids, per, combined, work, args.duckdb_threads,
+                       args.memory_guard)
     print(f"DuckDB per seg.  {d_per['seconds']:.2f} s, peak RSS {d_per['peak_mb']:.0f} MB "
           f"(threads {d_per['threads']})")
-    d_comb = run_duckdb("combined", ids, per, combined, work, args.duckdb_threads)
+    d_comb = run_duckdb("combined", ids, per, combined, work, args.duckdb_threads,
+                        args.memory_guard)
     print(f"DuckDB combined  {d_comb['seconds']:.2f} s, peak RSS {d_comb['peak_mb']:.0f} MB")
 
     # verification
     problems = []
-    problems += diff("kitle", k_members, "duckdb-per-segment", d_per["members"], ids)
-    problems += diff("kitle", k_members, "duckdb-combined", d_comb["members"], ids)
-    for sid in ids:
-        if sid in sizes and sizes[sid] != len(k_members.get(sid, ())):
-            problems.append(f"  {sid}: refresh reported size {sizes[sid]}, memberships hold "
-                            f"{len(k_members.get(sid, ()))}")
+    if k_members is not None:
+        problems += diff("kitle", k_members, "duckdb-per-segment", d_per["members"], ids)
+        problems += diff("kitle", k_members, "duckdb-combined", d_comb["members"], ids)
+        for sid in ids:
+            if sid in sizes and sizes[sid] != len(k_members.get(sid, ())):
+                problems.append(f"  {sid}: refresh reported size {sizes[sid]}, memberships hold "
+                                f"{len(k_members.get(sid, ()))}")
+    else:
+        problems += diff("duckdb-per-segment", d_per["members"], "duckdb-combined",
+                         d_comb["members"], ids)
+    reference = k_members if k_members is not None else d_per["members"]
 
     print()
     print(f"{'segment':<32} {'kitle':>9} {'duckdb':>9} {'per-seg s':>10}")
     for sid in ids:
-        same = (k_members.get(sid, set()) == d_per["members"].get(sid, set())
+        same = (reference.get(sid, set()) == d_per["members"].get(sid, set())
                 == d_comb["members"].get(sid, set()))
-        print(f"{sid:<32} {len(k_members.get(sid, ())):>9} {len(d_per['members'].get(sid, ())):>9} "
+        k_size = len(k_members.get(sid, ())) if k_members is not None else "-"
+        print(f"{sid:<32} {k_size:>9} {len(d_per['members'].get(sid, ())):>9} "
               f"{d_per['times'][sid]:>10.2f}{'' if same else '  DIFFERS'}")
     print()
     rows = [
@@ -841,8 +896,12 @@ def benchmark(args):
         ("DuckDB, one combined query", d_comb["seconds"], d_comb["peak_mb"]),
     ]
     print(f"{'':<40} {'seconds':>8} {'events/s':>12} {'peak MB':>8} {'÷ kitle s':>10}")
-    for name, secs, peak in rows:
-        print(f"{name:<40} {secs:>8.2f} {events / secs:>12,.0f} {peak:>8.0f} {secs / k_secs:>10.2f}")
+    for i, (name, secs, peak) in enumerate(rows):
+        if k_failed and i == 0:
+            print(f"{name:<40} {'failed':>8} {'-':>12} {peak:>8.0f} {'-':>10}  ({k_failed.split(';')[0]})")
+            continue
+        ratio = "-" if k_failed else f"{secs / k_secs:.2f}"
+        print(f"{name:<40} {secs:>8.2f} {events / secs:>12,.0f} {peak:>8.0f} {ratio:>10}")
     print()
     print(f"events/s = {events} events / seconds; peak MB = peak RSS of the process (MiB); "
           f"DuckDB baseline RSS before any query {d_comb['baseline_mb']:.0f} MB")
@@ -850,8 +909,14 @@ def benchmark(args):
         print(f"VERIFICATION FAILED: {len(problems)} differences")
         print("\n".join(problems))
         return 1
+    if k_failed:
+        print(f"kitle failed; the two DuckDB variants agree on all {len(ids)} segments")
+        return 1
     print(f"verified: both DuckDB variants give exactly kitle's members for all {len(ids)} segments")
-    shutil.rmtree(work, ignore_errors=True) if not args.keep else print(f"kept {work}")
+    if args.keep:
+        print(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
@@ -947,7 +1012,8 @@ def main():
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--end", default="2025-12-15", help="last day of events (default 2025-12-15)")
-    ap.add_argument("--store", default="./kitle-bench", help="store folder (default ./kitle-bench)")
+    ap.add_argument("--store", help="store folder (required for the benchmark; generated into "
+                    "with --overwrite unless --skip-generate)")
     ap.add_argument("--kitle", default=os.path.join(target, "release", "kitle"),
                     help="the kitle binary (default $CARGO_TARGET_DIR/release/kitle)")
     ap.add_argument("--as-of", help="evaluation instant (default <end>T23:59:59Z)")
@@ -956,6 +1022,9 @@ def main():
     ap.add_argument("--time-zone", default=os.environ.get("KITLE_TIME_ZONE", "UTC"),
                     help="the store's time zone, as kitle is configured (default UTC)")
     ap.add_argument("--duckdb-threads", type=int, help="DuckDB threads (default: DuckDB's own)")
+    ap.add_argument("--memory-guard", type=int, default=1024, metavar="MB",
+                    help="kill a measured child when the machine has less than MB available "
+                         "(default 1024; 0: off)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (SQL, outputs)")
     ap.add_argument("--conformance", metavar="CASES_JSON",
                     help="check the translator against the conformance cases instead")
@@ -966,6 +1035,8 @@ def main():
         return 0
     if args.conformance:
         return conformance(args)
+    if not args.store:
+        ap.error("--store DIR is required")
     return benchmark(args)
 
 

@@ -341,14 +341,33 @@ pub async fn explain(
     definition: &SegmentDefinition,
     as_of: DateTime<Utc>,
     tz: Tz,
+    analyze: bool,
 ) -> Result<String, Error> {
     let (ctx, plan) = plan_one(store, definition, as_of, tz).await?;
     let frame = ctx.execute_logical_plan(plan.plan).await?;
     let logical = frame.clone().into_optimized_plan()?;
     let physical = frame.create_physical_plan().await?;
-    Ok(format!(
+    let mut text = format!(
         "== logical plan (as of {as_of}) ==\n{}\n\n== physical plan ==\n{}",
         logical.display_indent(),
         displayable(physical.as_ref()).indent(true)
-    ))
+    );
+    if analyze {
+        // Run it, then show the plan with each operator's metrics (rows, time, memory).
+        let mut stream = datafusion::physical_plan::execute_stream(
+            std::sync::Arc::clone(&physical),
+            ctx.task_ctx(),
+        )?;
+        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+            batch?;
+        }
+        text.push_str(&format!(
+            "\n\n== physical plan with metrics ==\n{}",
+            datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                physical.as_ref()
+            )
+            .indent(true)
+        ));
+    }
+    Ok(text)
 }

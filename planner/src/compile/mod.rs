@@ -1015,6 +1015,27 @@ impl<'a> Compiler<'a> {
         let mut plan = LogicalPlanBuilder::from(self.tables.customers_plan(Some(self.as_of))?)
             .project(attributes)?;
 
+        // The narrow per-customer results first (follow-ups, sql conditions), the wide one of
+        // all measures last, so that it is moved through one join only.
+        for (i, follow) in self.follows.iter().enumerate() {
+            let cid = format!("__follow_{i}_cid");
+            plan = plan.join(
+                follow.plan.clone(),
+                JoinType::Left,
+                (vec![CID.to_string()], vec![cid]),
+                None,
+            )?;
+        }
+        for (sql, flag) in &self.sqls {
+            let qcid = format!("{flag}_cid");
+            plan = plan.join(
+                sql.clone(),
+                JoinType::Left,
+                (vec![CID.to_string()], vec![qcid]),
+                None,
+            )?;
+        }
+
         if !self.measures.is_empty() {
             let lower = self.earliest.flatten();
             let types: Vec<Expr> = self.event_types.iter().map(|t| lit(t.clone())).collect();
@@ -1038,24 +1059,6 @@ impl<'a> Compiler<'a> {
                 per_customer,
                 JoinType::Left,
                 (vec![CID], vec!["__events_cid"]),
-                None,
-            )?;
-        }
-        for (i, follow) in self.follows.iter().enumerate() {
-            let cid = format!("__follow_{i}_cid");
-            plan = plan.join(
-                follow.plan.clone(),
-                JoinType::Left,
-                (vec![CID.to_string()], vec![cid]),
-                None,
-            )?;
-        }
-        for (sql, flag) in &self.sqls {
-            let qcid = format!("{flag}_cid");
-            plan = plan.join(
-                sql.clone(),
-                JoinType::Left,
-                (vec![CID.to_string()], vec![qcid]),
                 None,
             )?;
         }

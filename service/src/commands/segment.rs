@@ -48,6 +48,9 @@ pub enum SegmentCommand {
         /// Evaluation instant (default: now).
         #[arg(long)]
         as_of: Option<String>,
+        /// Also run the plan and show each operator's metrics (rows, time, memory).
+        #[arg(long)]
+        analyze: bool,
     },
     /// Size and a sample of members, nothing stored.
     Preview {
@@ -210,9 +213,20 @@ pub async fn run(ctx: &Context, command: &SegmentCommand) -> Result<(), CliError
                 println!("{id}: removed");
             }
         }
-        SegmentCommand::Explain { target, as_of: at } => {
+        SegmentCommand::Explain {
+            target,
+            as_of: at,
+            analyze,
+        } => {
             let definition = resolve(ctx, &store, target).await?;
-            let text = explain(&store, &definition, as_of(ctx, at.as_deref())?, tz).await?;
+            let text = explain(
+                &store,
+                &definition,
+                as_of(ctx, at.as_deref())?,
+                tz,
+                *analyze,
+            )
+            .await?;
             if ctx.json {
                 println!("{}", json!({"id": definition.id, "plans": text}));
             } else {
