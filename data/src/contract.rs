@@ -145,6 +145,32 @@ pub const EVENT_COLUMNS: &[ContractColumn] = &[
     col("page_id", Text, false),
 ];
 
+/// The event types the engine knows out of the box, as the data contract lists them (any other
+/// value is allowed and usable too). The generator emits all of them.
+pub const EVENT_TYPES: &[&str] = &[
+    "product_viewed",
+    "product_added_to_cart",
+    "product_removed_from_cart",
+    "product_added_to_favorites",
+    "product_reviewed",
+    "order_created",
+    "order_delivered",
+    "order_refunded",
+    "order_cancelled",
+    "email_sent",
+    "email_opened",
+    "email_clicked",
+    "sms_sent",
+    "sms_clicked",
+    "popup_form_submitted",
+    "category_viewed",
+    "brand_viewed",
+    "checkout_step_viewed",
+    "blog_viewed",
+    "search_performed",
+    "identified",
+];
+
 /// Which of the contract's tables a file belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContractTable {

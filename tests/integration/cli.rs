@@ -10,30 +10,7 @@ use kitle_data::files::FooterCache;
 use kitle_data::tables::ContractTables;
 use kitle_tests::{S3Server, kitle};
 
-/// Every event type the data contract names.
-const EVENT_TYPES: &[&str] = &[
-    "product_viewed",
-    "product_added_to_cart",
-    "product_removed_from_cart",
-    "product_added_to_favorites",
-    "product_reviewed",
-    "order_created",
-    "order_delivered",
-    "order_refunded",
-    "order_cancelled",
-    "email_sent",
-    "email_opened",
-    "email_clicked",
-    "sms_sent",
-    "sms_clicked",
-    "popup_form_submitted",
-    "category_viewed",
-    "brand_viewed",
-    "checkout_step_viewed",
-    "blog_viewed",
-    "search_performed",
-    "identified",
-];
+use kitle_data::contract::EVENT_TYPES;
 
 const GENERATE: &[&str] = &[
     "generate",
