@@ -47,31 +47,13 @@ pub const DURATIONS: &[&str] = &[
     "90d", "365d",
 ];
 
-/// The event types drawn: all those the generator emits, and one no event has.
-pub const EVENT_TYPES: &[&str] = &[
-    "product_viewed",
-    "product_added_to_cart",
-    "product_removed_from_cart",
-    "product_added_to_favorites",
-    "product_reviewed",
-    "order_created",
-    "order_delivered",
-    "order_refunded",
-    "order_cancelled",
-    "email_sent",
-    "email_opened",
-    "email_clicked",
-    "sms_sent",
-    "sms_clicked",
-    "popup_form_submitted",
-    "category_viewed",
-    "brand_viewed",
-    "checkout_step_viewed",
-    "blog_viewed",
-    "search_performed",
-    "identified",
-    "no_such_event",
-];
+/// The event types drawn: all those of the data contract (which the generator emits), and one
+/// no event has.
+pub static EVENT_TYPES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let mut types = kitle_data::contract::EVENT_TYPES.to_vec();
+    types.push("no_such_event");
+    types
+});
 
 /// Texts mixed into every text value: Turkish letters whose case mapping is special, LIKE
 /// metacharacters and the empty string.
@@ -256,7 +238,7 @@ fn event_columns(edges: &Edges) -> Vec<Column> {
         text_column("event_id", &["e", "ev-", "0", "-"]),
         customer,
         text_column("anonymous_id", &["anon-", "anon-0", "ANON"]),
-        text_column("event_type", EVENT_TYPES),
+        text_column("event_type", &EVENT_TYPES),
         time_column("ts"),
         text_column("session_id", &["c", "v", "s-", "0"]),
         text_column("product_id", &["p-", "p-10001", "p-1000", "P-"]),

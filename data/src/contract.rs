@@ -260,11 +260,13 @@ fn unwrap_dictionary(t: &DataType) -> &DataType {
     }
 }
 
-fn is_string(t: &DataType) -> bool {
+/// Whether `t` is one of Arrow's string types (Utf8, LargeUtf8, Utf8View).
+pub fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
-fn is_numeric(t: &DataType) -> bool {
+/// Whether `t` is one of Arrow's integer, floating or decimal types.
+pub fn is_numeric(t: &DataType) -> bool {
     matches!(
         t,
         DataType::Int8

@@ -55,22 +55,8 @@ impl ColumnKind {
     /// The family of an Arrow type.
     pub fn of(data_type: &DataType) -> ColumnKind {
         match data_type {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnKind::Text,
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Float16
-            | DataType::Float32
-            | DataType::Float64
-            | DataType::Decimal32(..)
-            | DataType::Decimal64(..)
-            | DataType::Decimal128(..)
-            | DataType::Decimal256(..) => ColumnKind::Number,
+            t if kitle_data::contract::is_string(t) => ColumnKind::Text,
+            t if kitle_data::contract::is_numeric(t) => ColumnKind::Number,
             DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => ColumnKind::Timestamp,
             DataType::Boolean => ColumnKind::Boolean,
             DataType::Dictionary(_, values) => ColumnKind::of(values),
