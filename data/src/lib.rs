@@ -9,6 +9,7 @@ pub mod contract;
 pub mod error;
 pub mod files;
 pub mod generate;
+pub mod json;
 pub mod layout;
 pub mod memberships;
 pub mod progress;

@@ -162,6 +162,65 @@ pub async fn read_members(store: &Store, relative: &str) -> Result<Vec<Member>> 
     Ok(members)
 }
 
+/// Whether a customer entered or exited a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Became a member.
+    Entered,
+    /// Stopped being a member.
+    Exited,
+}
+
+/// One entry of a change log: who, which way, at which refresh's `as_of`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The customer.
+    pub customer_id: String,
+    /// Entered or exited.
+    pub change: ChangeKind,
+    /// The `as_of` of the refresh that recorded it.
+    pub at: DateTime<Utc>,
+}
+
+/// Reads one change-log file (a path relative to the store root, as the manifest names it),
+/// in its stored order: the entries (by customer id), then the exits (by customer id). The
+/// order is fixed once written, so a position in it is a stable cursor.
+pub async fn read_changes(store: &Store, relative: &str) -> Result<Vec<Change>> {
+    let bytes = store
+        .object_store()
+        .get(&store.path(relative))
+        .await?
+        .bytes()
+        .await?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    let mut changes = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let ids = batch.column(1).as_string::<i32>();
+        let kinds = batch.column(2).as_string::<i32>();
+        let at = batch.column(3).as_primitive::<TimestampMicrosecondType>();
+        for i in 0..batch.num_rows() {
+            let corrupt = |reason: &str| Error::Corrupt {
+                path: relative.into(),
+                reason: reason.into(),
+            };
+            let change = match kinds.value(i) {
+                "entered" => ChangeKind::Entered,
+                "exited" => ChangeKind::Exited,
+                _ => return Err(corrupt("a change that is neither `entered` nor `exited`")),
+            };
+            changes.push(Change {
+                customer_id: ids.value(i).to_string(),
+                change,
+                at: DateTime::from_timestamp_micros(at.value(i))
+                    .ok_or_else(|| corrupt("an `at` out of range"))?,
+            });
+        }
+    }
+    Ok(changes)
+}
+
 /// The current members of `segment`; empty when it was never refreshed.
 pub async fn current_members(
     store: &Store,

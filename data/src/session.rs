@@ -34,3 +34,14 @@ pub fn new_context(store: &Store) -> SessionContext {
     runtime.register_object_store(store.base_url(), Arc::clone(store.object_store()));
     SessionContext::new_with_config_rt(session_config(), runtime)
 }
+
+/// [`new_context`] with a memory limit for query execution (operators that cannot spill fail
+/// with a resources-exhausted error beyond it): for analyst SQL served to many users.
+pub fn new_limited_context(store: &Store, memory_limit: usize) -> SessionContext {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(memory_limit, 1.0)
+        .build_arc()
+        .expect("runtime with a memory pool builds");
+    runtime.register_object_store(store.base_url(), Arc::clone(store.object_store()));
+    SessionContext::new_with_config_rt(session_config(), runtime)
+}
