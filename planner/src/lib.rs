@@ -23,6 +23,7 @@ pub mod compile;
 pub mod decimal;
 pub mod definition;
 pub mod error;
+pub mod explain;
 pub mod parse;
 pub mod refresh;
 pub mod time;
@@ -35,6 +36,7 @@ pub use definition::{
     PropertyFilter, Refresh, SegmentDefinition, Value,
 };
 pub use error::{Error, Problem, Problems};
+pub use explain::{ConditionReport, MemberExplanation};
 pub use parse::{is_valid_id, parse_definition, parse_definitions};
 pub use time::{Duration, DurationUnit, format_instant, parse_instant};
 pub use validate::{ColumnKind, StoreSchemas, dependency_order, validate_set};

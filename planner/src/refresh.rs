@@ -371,3 +371,33 @@ pub async fn explain(
     }
     Ok(text)
 }
+
+/// Explains stored segment `id` for `customer_id` at `as_of` (see
+/// [`crate::explain::explain_member`]), with the stored segments it refers to.
+pub async fn explain_stored_member(
+    store: &Store,
+    cache: &FooterCache,
+    id: &str,
+    customer_id: &str,
+    as_of: DateTime<Utc>,
+    tz: Tz,
+) -> Result<crate::explain::MemberExplanation, Error> {
+    let all = stored_definitions(store, tz).await?;
+    let definitions = closure(&all, &[id.to_string()])?;
+    let definition = definitions
+        .iter()
+        .find(|d| d.id == id)
+        .cloned()
+        .ok_or_else(|| Error::NotFound(id.to_string()))?;
+    let tables = ContractTables::load(store, cache).await?;
+    crate::explain::explain_member(
+        store,
+        &tables,
+        &definitions,
+        &definition,
+        customer_id,
+        as_of,
+        tz,
+    )
+    .await
+}
