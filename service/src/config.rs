@@ -23,7 +23,66 @@ pub struct FileConfig {
     pub time_zone: Option<String>,
     /// S3 connection settings (each falls back to the `AWS_*` variables).
     pub s3: S3Options,
+    /// `kitle serve` settings.
+    pub serve: ServeFile,
 }
+
+/// A bearer token and what it may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The secret, as sent in `Authorization: Bearer …`.
+    pub token: String,
+    /// `read` or `admin`.
+    pub scope: crate::http::auth::Scope,
+}
+
+/// The `[serve]` section of `kitle.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeFile {
+    /// Address to listen on (default 127.0.0.1:8080).
+    pub listen: Option<String>,
+    /// Bearer tokens; without any the service listens only on loopback.
+    pub tokens: Vec<TokenConfig>,
+    /// Largest request body, in bytes (default 1 MiB).
+    pub max_body_bytes: Option<usize>,
+    /// Memory one SQL query may use, in MiB (default 1024).
+    pub sql_memory_limit_mb: Option<usize>,
+    /// Time one SQL query may run, in seconds (default 30).
+    pub sql_timeout_seconds: Option<u64>,
+    /// Rows one SQL answer may hold (default 100 000).
+    pub sql_max_rows: Option<usize>,
+    /// Run the scheduler (default true).
+    pub scheduler: Option<bool>,
+    /// How often the scheduler looks for due segments, in seconds (default 30); a failed run
+    /// is retried at the next look.
+    pub scheduler_tick_seconds: Option<u64>,
+}
+
+/// The validated `kitle serve` settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Bearer tokens (empty: no authentication, loopback only).
+    pub tokens: Vec<TokenConfig>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Memory one SQL query may use, in MiB.
+    pub sql_memory_limit_mb: usize,
+    /// Time one SQL query may run.
+    pub sql_timeout: std::time::Duration,
+    /// Rows one SQL answer may hold.
+    pub sql_max_rows: usize,
+    /// Whether the scheduler runs.
+    pub scheduler: bool,
+    /// How often the scheduler looks for due segments.
+    pub scheduler_tick: std::time::Duration,
+}
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The validated configuration every command runs with.
 #[derive(Debug, Clone)]
@@ -32,6 +91,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// The store's time zone.
     pub time_zone: chrono_tz::Tz,
+    /// `kitle serve` settings.
+    pub serve: ServeConfig,
 }
 
 /// Values given on the command line, which win over everything else.
@@ -77,7 +138,50 @@ impl Config {
                 "time_zone {zone_name:?} is not an IANA time zone name (e.g. Europe/Istanbul)"
             ))
         })?;
+        let mut tokens = file.serve.tokens.clone();
+        if let Some(list) = env("KITLE_TOKENS") {
+            for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                let (scope, token) = item.split_once(':').ok_or_else(|| {
+                    CliError::input("KITLE_TOKENS: give `scope:token` pairs separated by commas")
+                })?;
+                let scope = match scope {
+                    "read" => crate::http::auth::Scope::Read,
+                    "admin" => crate::http::auth::Scope::Admin,
+                    other => {
+                        return Err(CliError::input(format!(
+                            "KITLE_TOKENS: scope {other:?} is neither read nor admin"
+                        )));
+                    }
+                };
+                tokens.push(TokenConfig {
+                    token: token.to_string(),
+                    scope,
+                });
+            }
+        }
+        if tokens.iter().any(|t| t.token.len() < 16) {
+            return Err(CliError::input(
+                "a bearer token must have at least 16 characters",
+            ));
+        }
+        let serve = ServeConfig {
+            listen: env("KITLE_LISTEN")
+                .or(file.serve.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            tokens,
+            max_body_bytes: file.serve.max_body_bytes.unwrap_or(1 << 20),
+            sql_memory_limit_mb: file.serve.sql_memory_limit_mb.unwrap_or(1024),
+            sql_timeout: std::time::Duration::from_secs(
+                file.serve.sql_timeout_seconds.unwrap_or(30),
+            ),
+            sql_max_rows: file.serve.sql_max_rows.unwrap_or(100_000),
+            scheduler: file.serve.scheduler.unwrap_or(true),
+            scheduler_tick: std::time::Duration::from_secs(
+                file.serve.scheduler_tick_seconds.unwrap_or(30).max(1),
+            ),
+        };
         Ok(Self {
+            serve,
             store: StoreConfig {
                 url,
                 s3: file.s3,

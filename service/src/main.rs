@@ -5,9 +5,13 @@
 
 mod commands;
 mod config;
+mod engine;
 mod error;
+mod http;
+mod index;
 mod output;
 mod progress;
+mod scheduler;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +66,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TableFormat::Csv)]
         format: TableFormat,
     },
+    /// Serve the HTTP API, and refresh segments on their cadence.
+    Serve {
+        /// Address to listen on (default: `[serve] listen` of kitle.toml, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Generate a demo shop (when the store has none), put and refresh the ready-made
+    /// segments, and serve them on 127.0.0.1:8080.
+    Demo(commands::serve::DemoArgs),
     /// Run analyst SQL over the store's tables.
     Sql {
         /// The query.
@@ -111,6 +124,22 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             commands::refresh::run_refresh(&ctx, ids, as_of.as_deref()).await
         }
         Command::Members { id, format } => commands::refresh::run_members(&ctx, id, *format).await,
+        Command::Serve { listen } => commands::serve::run_serve(&ctx, listen.as_deref()).await,
+        Command::Demo(args) => commands::serve::run_demo(&ctx, args).await,
+    }
+}
+
+/// Now, truncated to the second: the default `as_of` of a refresh (the spec's rule).
+pub fn now_to_the_second() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
+}
+
+/// Commands that run as a service log their requests and refreshes; the others only warn.
+fn default_log(cli: &Cli) -> &'static str {
+    match cli.command {
+        Command::Serve { .. } | Command::Demo(_) => "info,tower_http=warn",
+        _ => "warn",
     }
 }
 
@@ -123,13 +152,21 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KITLE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KITLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log(&cli)));
+    // KITLE_LOG_FORMAT=json: one JSON object per line, for log collectors.
+    if std::env::var("KITLE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,4 +3,5 @@
 pub mod generate;
 pub mod refresh;
 pub mod segment;
+pub mod serve;
 pub mod sql;

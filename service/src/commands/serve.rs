@@ -1,0 +1,238 @@
+//! `kitle serve` (the HTTP API and the scheduler) and `kitle demo` (a demo shop, served).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kitle_data::Store;
+use kitle_data::files::contract_data_present;
+use kitle_data::generate::{GenerateOptions, generate};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::Context;
+use crate::engine::Engine;
+use crate::error::CliError;
+use crate::http::{AppState, router};
+use crate::progress::TerminalProgress;
+
+/// Latency buckets (seconds) of the request and refresh histograms.
+const BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+fn install_metrics() -> Result<PrometheusHandle, CliError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| CliError::runtime(format!("cannot install the metrics recorder: {e}")))
+}
+
+/// Resolves the listen address and refuses a non-loopback one without tokens.
+fn listen_address(ctx: &Context, listen: Option<&str>) -> Result<SocketAddr, CliError> {
+    let text = listen.unwrap_or(&ctx.config.serve.listen);
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        CliError::input(format!(
+            "--listen {text:?} is not an address with a port, e.g. 127.0.0.1:8080"
+        ))
+    })?;
+    if !addr.ip().is_loopback() && ctx.config.serve.tokens.is_empty() {
+        return Err(CliError::input(format!(
+            "refusing to listen on {addr} without tokens: configure [[serve.tokens]] in kitle.toml \
+             (or KITLE_TOKENS=read:…,admin:…), or listen on 127.0.0.1"
+        )));
+    }
+    Ok(addr)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Serves `engine` on `listener` until SIGTERM / Ctrl-C, with the scheduler when configured.
+/// `ready` is called with the bound address once requests are accepted.
+async fn serve_on(
+    ctx: &Context,
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), CliError> {
+    let metrics = install_metrics()?;
+    let state = Arc::new(AppState {
+        engine: Arc::clone(&engine),
+        config: ctx.config.serve.clone(),
+        metrics,
+    });
+    let (stop, stopped) = watch::channel(false);
+    let scheduler = ctx.config.serve.scheduler.then(|| {
+        tokio::spawn(crate::scheduler::run(
+            Arc::clone(&engine),
+            ctx.config.serve.scheduler_tick,
+            stopped,
+        ))
+    });
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::runtime(format!("cannot read the bound address: {e}")))?;
+    ready(addr);
+    tracing::info!(%addr, "serving");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| CliError::runtime(format!("the server failed: {e}")))?;
+    let _ = stop.send(true);
+    if let Some(task) = scheduler {
+        // A refresh in flight is abandoned: its commit is one manifest write, so the store
+        // keeps the previous version whole.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a scheduled refresh was still running at shutdown; it is abandoned");
+        }
+    }
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, CliError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::runtime(format!("cannot listen on {addr}: {e}")))
+}
+
+/// `kitle serve [--listen ADDR]`.
+pub async fn run_serve(ctx: &Context, listen: Option<&str>) -> Result<(), CliError> {
+    let addr = listen_address(ctx, listen)?;
+    let store = Store::open(&ctx.config.store)?;
+    let engine = Engine::open(store, ctx.config.time_zone).await?;
+    let listener = bind(addr).await?;
+    serve_on(ctx, engine, listener, |addr| {
+        println!("listening on http://{addr}");
+    })
+    .await
+}
+
+/// The ready-made segments, compiled in so that `kitle demo` works from the binary alone.
+const READY_MADE: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/ready_made.rs"));
+
+/// Arguments of `kitle demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Customers of the demo shop (when the store has none yet).
+    #[arg(long, default_value_t = 20_000)]
+    pub customers: u64,
+    /// Days of events of the demo shop.
+    #[arg(long, default_value_t = 120)]
+    pub days: u32,
+}
+
+/// `kitle demo`: a demo shop in the store (unless it has data), the ready-made segments put
+/// and refreshed, then served, with a few `curl` lines to try.
+pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
+    let addr = listen_address(ctx, Some(&args.listen))?;
+    let store = Store::open(&ctx.config.store)?;
+    let listener = bind(addr).await?;
+    if contract_data_present(&store).await? {
+        eprintln!("using the shop already in {}", store.display_url());
+    } else {
+        eprintln!(
+            "generating a demo shop ({} customers, {} days) into {}",
+            args.customers,
+            args.days,
+            store.display_url()
+        );
+        let options = GenerateOptions {
+            customers: args.customers,
+            days: args.days,
+            seed: 1,
+            end: chrono::Utc::now().date_naive(),
+        };
+        generate(&store, &options, &TerminalProgress::new()).await?;
+    }
+    let documents = READY_MADE
+        .iter()
+        .map(|(name, text)| {
+            serde_json::from_str(text)
+                .map_err(|e| CliError::runtime(format!("ready-made segment {name}: {e}")))
+        })
+        .collect::<Result<Vec<serde_json::Value>, _>>()?;
+    eprintln!("putting {} ready-made segments", documents.len());
+    kitle_planner::refresh::put_definitions(&store, &documents, ctx.config.time_zone).await?;
+    eprintln!("refreshing them");
+    let engine = Engine::open(store, ctx.config.time_zone).await?;
+    let outcome = engine
+        .refresh(&[], crate::now_to_the_second(), "demo")
+        .await?;
+    crate::warn_report(&outcome.report);
+    // A segment and one of its members, for the curl lines.
+    let snapshot = engine.snapshot();
+    let example = snapshot
+        .segments
+        .iter()
+        .filter(|(_, s)| s.len() > 0)
+        .min_by_key(|(_, s)| s.len())
+        .map(|(id, s)| {
+            let member = snapshot
+                .all(s)
+                .next()
+                .map(|m| m.0.to_string())
+                .unwrap_or_default();
+            (id.clone(), member)
+        });
+    serve_on(ctx, engine, listener, |addr| {
+        let base = format!("http://{addr}");
+        println!("kitle demo: {} segments refreshed as of {}, serving on {base}", outcome.segments.len(), kitle_planner::format_instant(&outcome.as_of));
+        println!("try:");
+        println!("  curl -s {base}/v1/segments");
+        if let Some((segment, member)) = &example {
+            let member = encode(member);
+            println!("  curl -s '{base}/v1/segments/{segment}/members?limit=5'");
+            println!("  curl -s {base}/v1/segments/{segment}/members/{member}");
+            println!("  curl -s '{base}/v1/segments/{segment}/members/{member}?explain=true'");
+            println!("  curl -s {base}/v1/customers/{member}/segments");
+            println!("  curl -s {base}/v1/segments/{segment}/changes");
+        }
+        println!(
+            "  curl -s {base}/v1/sql -d '{{\"sql\": \"SELECT segment_id, count(*) AS members FROM memberships GROUP BY 1 ORDER BY 2 DESC LIMIT 5\"}}'"
+        );
+        println!("  curl -s {base}/openapi.json | head -c 300");
+        println!("Ctrl-C stops it.");
+    })
+    .await
+}
+
+/// Percent-encodes a path segment (customer ids may hold Turkish letters).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,251 @@
+//! The running service's state, shared by the HTTP handlers and the scheduler: the store, the
+//! stored definitions, the in-memory membership index, and the one lock that serialises the
+//! writes that touch memberships (refreshes and removals).
+//!
+//! Nothing here speaks HTTP; the handlers translate its errors into responses.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use kitle_data::files::FooterCache;
+use kitle_data::memberships::{self, Change, Manifest, Member};
+use kitle_data::{Progress, Store};
+use kitle_planner::refresh::{self as planner, RefreshOutcome};
+use kitle_planner::{Error as PlannerError, SegmentDefinition};
+use serde_json::Value as Json;
+
+use crate::index::Snapshot;
+
+/// A stored definition, parsed.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The parsed definition.
+    pub definition: SegmentDefinition,
+}
+
+/// Everything a request or a scheduled run needs.
+pub struct Engine {
+    /// The store.
+    pub store: Store,
+    /// The store's time zone (instants in definitions, cadences).
+    pub tz: Tz,
+    /// Footer verdicts, kept for the service's lifetime so files are judged once.
+    pub cache: FooterCache,
+    snapshot: RwLock<Arc<Snapshot>>,
+    manifest: RwLock<Arc<Manifest>>,
+    definitions: RwLock<Arc<BTreeMap<String, Stored>>>,
+    /// Serialises refreshes and removals (both rewrite the manifest).
+    write: tokio::sync::Mutex<()>,
+    /// Serialises definition writes (read–modify–write of one object).
+    define: tokio::sync::Mutex<()>,
+    /// Change logs and old member lists read from the store, by path (files never change once
+    /// written), bounded.
+    files: Mutex<FileCache>,
+    /// Unreadable files already logged (each is logged once, not at every refresh).
+    reported: Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// A small cache of immutable files read from the store.
+#[derive(Default)]
+struct FileCache {
+    changes: HashMap<String, Arc<Vec<Change>>>,
+    members: HashMap<String, Arc<Vec<Member>>>,
+}
+
+/// How many files of each kind [`FileCache`] keeps before it starts over.
+const FILE_CACHE_ENTRIES: usize = 64;
+
+impl Engine {
+    /// Opens the service's state: reads the definitions and loads every segment's current
+    /// memberships into memory.
+    pub async fn open(store: Store, tz: Tz) -> Result<Arc<Self>, PlannerError> {
+        let engine = Arc::new(Self {
+            store,
+            tz,
+            cache: FooterCache::new(),
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            manifest: RwLock::new(Arc::new(Manifest::default())),
+            definitions: RwLock::new(Arc::new(BTreeMap::new())),
+            write: tokio::sync::Mutex::new(()),
+            define: tokio::sync::Mutex::new(()),
+            files: Mutex::new(FileCache::default()),
+            reported: Mutex::new(Default::default()),
+        });
+        engine.reload_definitions().await?;
+        engine.reload_memberships().await?;
+        Ok(engine)
+    }
+
+    /// The current membership snapshot (cheap: an `Arc` clone).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.read().expect("snapshot lock"))
+    }
+
+    /// The manifest the snapshot was loaded from (history, change logs).
+    pub fn manifest(&self) -> Arc<Manifest> {
+        Arc::clone(&self.manifest.read().expect("manifest lock"))
+    }
+
+    /// The stored definitions by id.
+    pub fn definitions(&self) -> Arc<BTreeMap<String, Stored>> {
+        Arc::clone(&self.definitions.read().expect("definitions lock"))
+    }
+
+    /// Re-reads the stored definitions.
+    pub async fn reload_definitions(&self) -> Result<(), PlannerError> {
+        let parsed = planner::stored_definitions(&self.store, self.tz).await?;
+        let map = parsed
+            .into_iter()
+            .map(|d| (d.id.clone(), Stored { definition: d }))
+            .collect();
+        *self.definitions.write().expect("definitions lock") = Arc::new(map);
+        Ok(())
+    }
+
+    /// Re-reads the manifest and swaps in a snapshot with every segment's current version:
+    /// unchanged segments are carried over, changed ones read from the store. Readers see the
+    /// old or the new snapshot whole.
+    pub async fn reload_memberships(&self) -> Result<(), PlannerError> {
+        let manifest = memberships::read_manifest(&self.store).await?;
+        let current = self.snapshot();
+        let mut kept = Vec::new();
+        let mut loaded = Vec::new();
+        for (id, state) in &manifest.segments {
+            let Some(record) = state.current() else {
+                continue;
+            };
+            match current.segments.get(id) {
+                Some(old) if old.record == *record => kept.push(id.clone()),
+                _ => {
+                    let members = memberships::read_members(&self.store, &record.members).await?;
+                    loaded.push((record.clone(), id.clone(), members));
+                }
+            }
+        }
+        let changed = !loaded.is_empty() || kept.len() != current.segments.len();
+        if changed || current.generation == 0 {
+            let next = Arc::new(current.next(loaded, &kept));
+            let bytes = next.heap_bytes();
+            for (id, segment) in &next.segments {
+                metrics::gauge!("kitle_segment_size", "segment" => id.clone())
+                    .set(segment.len() as f64);
+            }
+            metrics::gauge!("kitle_index_bytes").set(bytes as f64);
+            metrics::gauge!("kitle_index_customers").set(next.interner.len() as f64);
+            // Manifest first, then the snapshot: a reader of both sees a manifest at least as
+            // new as the members it is answered from.
+            *self.manifest.write().expect("manifest lock") = Arc::new(manifest);
+            *self.snapshot.write().expect("snapshot lock") = next;
+        } else {
+            *self.manifest.write().expect("manifest lock") = Arc::new(manifest);
+        }
+        Ok(())
+    }
+
+    /// Refreshes `ids` (all when empty) at `as_of`, then swaps the new memberships in. One
+    /// refresh (or removal) runs at a time; a failed one leaves everything as it was.
+    pub async fn refresh(
+        &self,
+        ids: &[String],
+        as_of: DateTime<Utc>,
+        trigger: &'static str,
+    ) -> Result<RefreshOutcome, PlannerError> {
+        let _guard = self.write.lock().await;
+        let started = Instant::now();
+        let result =
+            planner::refresh(&self.store, &self.cache, ids, as_of, self.tz, &LogProgress).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let status = if result.is_ok() { "ok" } else { "failed" };
+        metrics::histogram!("kitle_refresh_duration_seconds", "trigger" => trigger, "status" => status)
+            .record(elapsed);
+        metrics::counter!("kitle_refreshes_total", "trigger" => trigger, "status" => status)
+            .increment(1);
+        let outcome = result?;
+        for s in &outcome.segments {
+            metrics::counter!("kitle_refresh_entered_total", "segment" => s.id.clone())
+                .increment(s.entered);
+            metrics::counter!("kitle_refresh_exited_total", "segment" => s.id.clone())
+                .increment(s.exited);
+        }
+        {
+            let mut reported = self.reported.lock().expect("reported lock");
+            for file in &outcome.report.skipped_files {
+                if reported.insert(file.path.clone()) {
+                    tracing::warn!(path = %file.path, reason = %file.reason, "skipped an unreadable file");
+                }
+            }
+            metrics::gauge!("kitle_skipped_files").set(outcome.report.skipped_files.len() as f64);
+        }
+        tracing::info!(
+            trigger,
+            segments = outcome.segments.len(),
+            as_of = %outcome.as_of,
+            seconds = elapsed,
+            "refreshed"
+        );
+        self.reload_memberships().await?;
+        Ok(outcome)
+    }
+
+    /// Validates and stores `document` as segment `id`; `true` when it was created.
+    pub async fn put(&self, document: Json) -> Result<bool, PlannerError> {
+        let _guard = self.define.lock().await;
+        let outcome = planner::put_definitions(&self.store, &[document], self.tz).await?;
+        self.reload_definitions().await?;
+        Ok(outcome.first().is_some_and(|(_, created)| *created))
+    }
+
+    /// Removes segment `id` and its memberships (refused while others refer to it).
+    pub async fn remove(&self, id: &str) -> Result<(), PlannerError> {
+        let _write = self.write.lock().await;
+        let _define = self.define.lock().await;
+        planner::remove_definition(&self.store, id, self.tz).await?;
+        self.reload_definitions().await?;
+        self.reload_memberships().await
+    }
+
+    /// The change log of one refresh (cached: change logs never change once written).
+    pub async fn changes(&self, path: &str) -> Result<Arc<Vec<Change>>, PlannerError> {
+        if let Some(c) = self.files.lock().expect("file cache").changes.get(path) {
+            return Ok(Arc::clone(c));
+        }
+        let changes = Arc::new(memberships::read_changes(&self.store, path).await?);
+        let mut files = self.files.lock().expect("file cache");
+        if files.changes.len() >= FILE_CACHE_ENTRIES {
+            files.changes.clear();
+        }
+        files.changes.insert(path.to_string(), Arc::clone(&changes));
+        Ok(changes)
+    }
+
+    /// The members of an older version (for cursors that started on it), sorted by id.
+    pub async fn old_members(&self, path: &str) -> Result<Arc<Vec<Member>>, PlannerError> {
+        if let Some(m) = self.files.lock().expect("file cache").members.get(path) {
+            return Ok(Arc::clone(m));
+        }
+        let mut members = memberships::read_members(&self.store, path).await?;
+        members.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        let members = Arc::new(members);
+        let mut files = self.files.lock().expect("file cache");
+        if files.members.len() >= FILE_CACHE_ENTRIES {
+            files.members.clear();
+        }
+        files.members.insert(path.to_string(), Arc::clone(&members));
+        Ok(members)
+    }
+}
+
+/// Progress of a refresh inside the service: debug log lines (the metrics are recorded by
+/// [`Engine::refresh`]).
+struct LogProgress;
+
+impl Progress for LogProgress {
+    fn start(&self, phase: &str, total: u64) {
+        tracing::debug!(phase, total, "refresh phase");
+    }
+    fn advance(&self, _delta: u64) {}
+    fn finish(&self) {}
+}

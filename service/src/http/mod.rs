@@ -1,0 +1,135 @@
+//! The HTTP API of `../shared/spec/interfaces.md`, on axum: one handler module per resource,
+//! the router with its layers (auth, body limit, metrics, tracing), and the OpenAPI document
+//! generated from the handlers' annotations.
+
+pub mod auth;
+pub mod changes;
+pub mod customers;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod members;
+pub mod preview;
+pub mod refresh;
+pub mod segments;
+pub mod sql;
+pub mod tables;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::PrometheusHandle;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::ServeConfig;
+use crate::engine::Engine;
+use error::ApiError;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The store, definitions and membership index.
+    pub engine: Arc<Engine>,
+    /// The service's settings (limits, tokens).
+    pub config: ServeConfig,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// Shared state as handlers take it.
+pub type Shared = State<Arc<AppState>>;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "kitle",
+        description = "Customer segments of an online shop: lookups, member lists, change feeds, preview, refresh and analyst SQL."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The router with every route and layer, and the OpenAPI document served at `/openapi.json`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(segments::list))
+        .routes(routes!(segments::get, segments::put, segments::delete))
+        .routes(routes!(preview::preview))
+        .routes(routes!(refresh::refresh_one))
+        .routes(routes!(refresh::refresh_all))
+        .routes(routes!(members::page))
+        .routes(routes!(members::lookup))
+        .routes(routes!(customers::segments_of))
+        .routes(routes!(changes::changes))
+        .routes(routes!(changes::history))
+        .routes(routes!(sql::sql))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::metrics))
+        .split_for_parts();
+    openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let document = Arc::new(openapi);
+    let limit = state.config.max_body_bytes;
+    api.route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let document = Arc::clone(&document);
+            async move { axum::Json(document.as_ref().clone()) }
+        }),
+    )
+    .fallback(|| async {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
+    })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "the route does not take this method",
+        )
+        .into_response()
+    })
+    .layer(from_fn_with_state(Arc::clone(&state), auth::authorize))
+    .layer(DefaultBodyLimit::max(limit))
+    .layer(from_fn(record_metrics))
+    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .with_state(state)
+}
+
+/// Request latency per route, method and status, as a Prometheus histogram.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics::histogram!(
+        "kitle_http_request_duration_seconds",
+        "route" => route,
+        "method" => method,
+        "status" => response.status().as_u16().to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,167 @@
+//! `POST /v1/segments/preview`: a definition evaluated without storing anything — its size, a
+//! sample, and how many would enter and exit against the current members of the segment with
+//! that id; or, given a list of instants, the size it would have had at each.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json_;
+use utoipa::ToSchema;
+
+use super::Shared;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+
+/// How many instants one preview may evaluate.
+pub const MAX_INSTANTS: usize = 60;
+/// Sample size when `sample` is not given; at most [`MAX_PAGE`](super::members::MAX_PAGE).
+const DEFAULT_SAMPLE: usize = 20;
+
+/// What to preview.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// A segment definition in the language.
+    #[schema(value_type = Object)]
+    pub definition: Json_,
+    /// One instant (default now) or a list of them (RFC 3339, or `YYYY-MM-DD` in the store's
+    /// zone).
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    pub as_of: Option<Json_>,
+    /// How many member ids to return as a sample (default 20).
+    #[serde(default)]
+    pub sample: Option<usize>,
+}
+
+/// A preview at one instant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    /// The instant evaluated at.
+    pub as_of: DateTime<Utc>,
+    /// Members.
+    pub size: u64,
+    /// The first members by id.
+    pub sample: Vec<String>,
+    /// Customers who would enter, against the current members of the segment with this id;
+    /// null when it has none (not stored or never refreshed).
+    pub entered: Option<u64>,
+    /// Customers who would exit, likewise.
+    pub exited: Option<u64>,
+}
+
+/// The size at one of several instants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SizeAt {
+    /// The instant.
+    pub as_of: DateTime<Utc>,
+    /// Members the definition would have had.
+    pub size: u64,
+}
+
+/// A preview at several instants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Sizes {
+    /// In the order given.
+    pub sizes: Vec<SizeAt>,
+}
+
+fn instant(value: &Json_, path: &str, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, ApiError> {
+    let text = value.as_str().ok_or_else(|| {
+        ApiError::bad(
+            "invalid_parameter",
+            format!("{path}: an instant is a string (RFC 3339 or YYYY-MM-DD)"),
+        )
+    })?;
+    kitle_planner::parse_instant(text, tz)
+        .map_err(|e| ApiError::bad("invalid_parameter", format!("{path}: {e}")))
+}
+
+/// Evaluates a definition without storing it.
+#[utoipa::path(post, path = "/v1/segments/preview", tag = "segments",
+    request_body = PreviewRequest,
+    responses((status = 200, description = "`Preview` for one instant, `Sizes` for a list", body = Preview),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn preview(
+    state: Shared,
+    ApiJson(request): ApiJson<PreviewRequest>,
+) -> Result<Json<Json_>, ApiError> {
+    let engine = &state.engine;
+    let definitions =
+        kitle_planner::refresh::check_definitions(&engine.store, &[request.definition], engine.tz)
+            .await?;
+    let definition = definitions
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::bad("invalid_definition", "no definition was given"))?;
+    match request.as_of {
+        Some(Json_::Array(list)) => {
+            if list.is_empty() || list.len() > MAX_INSTANTS {
+                return Err(ApiError::bad(
+                    "invalid_parameter",
+                    format!(
+                        "as_of: give 1 to {MAX_INSTANTS} instants ({} given)",
+                        list.len()
+                    ),
+                ));
+            }
+            let instants = list
+                .iter()
+                .enumerate()
+                .map(|(i, v)| instant(v, &format!("as_of[{i}]"), engine.tz))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut sizes = Vec::new();
+            for as_of in instants {
+                let members =
+                    kitle_planner::refresh::preview(&engine.store, &definition, as_of, engine.tz)
+                        .await?;
+                sizes.push(SizeAt {
+                    as_of,
+                    size: members.len() as u64,
+                });
+            }
+            Ok(Json(
+                serde_json::to_value(Sizes { sizes }).unwrap_or_default(),
+            ))
+        }
+        other => {
+            let as_of = match &other {
+                None | Some(Json_::Null) => crate::now_to_the_second(),
+                Some(v) => instant(v, "as_of", engine.tz)?,
+            };
+            let members =
+                kitle_planner::refresh::preview(&engine.store, &definition, as_of, engine.tz)
+                    .await?;
+            let snapshot = engine.snapshot();
+            let (entered, exited) = match snapshot.segments.get(&definition.id) {
+                None => (None, None),
+                Some(current) => {
+                    let now: BTreeSet<&str> = members.iter().map(String::as_str).collect();
+                    let entered = members
+                        .iter()
+                        .filter(|c| snapshot.lookup(current, c).is_none())
+                        .count() as u64;
+                    let exited = snapshot
+                        .all(current)
+                        .filter(|(c, _)| !now.contains(c))
+                        .count() as u64;
+                    (Some(entered), Some(exited))
+                }
+            };
+            let sample_size = request
+                .sample
+                .unwrap_or(DEFAULT_SAMPLE)
+                .min(super::members::MAX_PAGE);
+            let body = Preview {
+                as_of,
+                size: members.len() as u64,
+                sample: members.iter().take(sample_size).cloned().collect(),
+                entered,
+                exited,
+            };
+            Ok(Json(serde_json::to_value(body).unwrap_or_default()))
+        }
+    }
+}
