@@ -302,7 +302,10 @@ impl Server {
     /// Sends SIGTERM and waits (at most `wait`) for the exit status.
     pub fn terminate(mut self, wait: std::time::Duration) -> Option<std::process::ExitStatus> {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        // The shell's builtin `kill`, so no procps package is needed.
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status();
         let deadline = std::time::Instant::now() + wait;
         while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -471,7 +471,9 @@ async fn code(response: reqwest::Response) -> (u16, String, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_stable_error_codes() {
     let b = scenario("B");
-    let dir = store_dir("[serve]\nscheduler = false\nmax_body_bytes = 65536\n");
+    let dir = store_dir(
+        "[serve]\nscheduler = false\nmax_body_bytes = 65536\nsql_memory_limit_mb = 4\nsql_timeout_seconds = 2\n",
+    );
     let s = serve(dir.path(), &[]);
     let c = client();
     let segments = b["segments"].as_array().unwrap();
@@ -626,6 +628,32 @@ async fn bad_input_gets_stable_error_codes() {
     )
     .await;
     assert_eq!((status, code_.as_str()), (400, "sql_error"));
+
+    // Queries beyond the configured memory and time limits are stopped.
+    let (status, code_, body) = code(
+        c.post(s.url("/v1/sql"))
+            .json(&json!({"sql": "SELECT count(*) FROM generate_series(1, 3000000) a JOIN generate_series(1, 3000000) b ON a.value = b.value"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (400, "sql_resource_limit"),
+        "{body}"
+    );
+    let started = std::time::Instant::now();
+    let (status, code_, body) = code(
+        c.post(s.url("/v1/sql"))
+            .json(&json!({"sql": "SELECT count(*) FROM generate_series(1, 200000) a, generate_series(1, 200000) b WHERE a.value + b.value = 7"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code_.as_str()), (400, "sql_time_limit"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(30));
 
     // Bad cursors and instants.
     let (status, code_, _) = code(
@@ -996,6 +1024,64 @@ async fn lookups_during_refreshes_see_whole_versions() {
     assert!(
         versions.len() >= 3,
         "readers should have seen several versions: {versions:?}"
+    );
+}
+
+/// A refresh that fails at run time answers 500 and leaves the previous memberships served
+/// and the history untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_keeps_the_previous_memberships_served() {
+    let dir = store_dir("[serve]\nscheduler = false\n");
+    let s = serve(dir.path(), &[]);
+    let c = client();
+    let id = "granted";
+    let good = json!({"condition": {"attribute": "email_consent", "op": "eq", "value": "granted"}});
+    let r = c
+        .put(s.url(&format!("/v1/segments/{id}")))
+        .json(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (status, _) = post(&c, s.url(&format!("/v1/segments/{id}/refresh")), json!({})).await;
+    assert_eq!(status, 200);
+    let before = all_pages(&c, &s, id, 1000).await;
+    assert!(!before.is_empty());
+    // Plans, but fails while running: customer ids are not numbers.
+    let failing = json!({"condition": {"sql": "SELECT customer_id FROM customers WHERE CAST(customer_id AS INT) > 0"}});
+    let r = c
+        .put(s.url(&format!("/v1/segments/{id}")))
+        .json(&failing)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, code_, body) = code(
+        c.post(s.url(&format!("/v1/segments/{id}/refresh")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (500, "execution_failed"),
+        "{body}"
+    );
+    assert_eq!(all_pages(&c, &s, id, 1000).await, before);
+    let (_, history) = get(&c, s.url(&format!("/v1/segments/{id}/history"))).await;
+    assert_eq!(history["refreshes"].as_array().unwrap().len(), 1);
+    let metrics = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("kitle_refreshes_total{trigger=\"http\",status=\"failed\"} 1"),
+        "{metrics}"
     );
 }
 
