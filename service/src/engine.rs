@@ -41,6 +41,9 @@ pub struct Engine {
     write: tokio::sync::Mutex<()>,
     /// Serialises definition writes (read–modify–write of one object).
     define: tokio::sync::Mutex<()>,
+    /// Serialises reloads, so that a reload that read an older manifest never swaps in after
+    /// one that read a newer manifest.
+    reload: tokio::sync::Mutex<()>,
     /// Change logs and old member lists read from the store, by path (files never change once
     /// written), bounded.
     files: Mutex<FileCache>,
@@ -71,6 +74,7 @@ impl Engine {
             definitions: RwLock::new(Arc::new(BTreeMap::new())),
             write: tokio::sync::Mutex::new(()),
             define: tokio::sync::Mutex::new(()),
+            reload: tokio::sync::Mutex::new(()),
             files: Mutex::new(FileCache::default()),
             reported: Mutex::new(Default::default()),
         });
@@ -94,6 +98,13 @@ impl Engine {
         Arc::clone(&self.definitions.read().expect("definitions lock"))
     }
 
+    /// Re-reads the definitions and the manifest, picking up what other processes wrote (the
+    /// CLI, another replica of the service); unchanged segments cost nothing.
+    pub async fn reload(&self) -> Result<(), PlannerError> {
+        self.reload_definitions().await?;
+        self.reload_memberships().await
+    }
+
     /// Re-reads the stored definitions.
     pub async fn reload_definitions(&self) -> Result<(), PlannerError> {
         let parsed = planner::stored_definitions(&self.store, self.tz).await?;
@@ -109,6 +120,7 @@ impl Engine {
     /// unchanged segments are carried over, changed ones read from the store. Readers see the
     /// old or the new snapshot whole.
     pub async fn reload_memberships(&self) -> Result<(), PlannerError> {
+        let _guard = self.reload.lock().await;
         let manifest = memberships::read_manifest(&self.store).await?;
         let current = self.snapshot();
         let mut kept = Vec::new();

@@ -8,6 +8,9 @@
 //! the previous memberships stay served, and since the segments are still due they are tried
 //! again at the next tick — after first retrying them one at a time, so one broken definition
 //! does not hold the others back.
+//!
+//! Each tick also re-reads the stored definitions and the manifest, so definitions put and
+//! refreshes committed by other processes (the CLI, another replica) are served too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +51,11 @@ pub fn due_segments(engine: &Engine, now: DateTime<Utc>) -> Vec<String> {
 /// Runs until `stop` turns true.
 pub async fn run(engine: Arc<Engine>, tick: Duration, mut stop: watch::Receiver<bool>) {
     loop {
+        // Definitions put and refreshes committed by other processes (the CLI, another
+        // replica) are picked up first.
+        if let Err(e) = engine.reload().await {
+            tracing::error!(error = %e, "cannot re-read the store's definitions and manifest");
+        }
         let now = crate::now_to_the_second();
         let due = due_segments(&engine, now);
         if !due.is_empty() {

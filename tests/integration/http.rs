@@ -1140,6 +1140,26 @@ async fn the_scheduler_refreshes_segments_that_are_due() {
         metrics.contains("kitle_refreshes_total{trigger=\"schedule\",status=\"ok\"} 1"),
         "{metrics}"
     );
+
+    // A refresh by another process (the CLI) is picked up at a tick.
+    let out = kitle(&["refresh", "manual-one"], &[], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = false;
+    for _ in 0..60 {
+        let (_, manual) = get(&c, s.url("/v1/segments/manual-one/history")).await;
+        if manual["refreshes"].as_array().unwrap().len() == 1 {
+            let (_, page) = get(&c, s.url("/v1/segments/manual-one/members")).await;
+            assert!(!page["members"].as_array().unwrap().is_empty());
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(seen, "the CLI's refresh was not picked up");
 }
 
 /// `kitle demo` on an empty folder: a shop, the ready-made segments, served — and the `curl`
