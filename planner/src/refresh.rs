@@ -284,6 +284,51 @@ pub async fn refresh(
     })
 }
 
+/// `definition` with the stored segments it refers to (the stored version of its own id left
+/// out), ready to compile.
+async fn with_references(
+    store: &Store,
+    definition: &SegmentDefinition,
+    tz: Tz,
+) -> Result<Vec<SegmentDefinition>, Error> {
+    let mut all: Vec<SegmentDefinition> = stored_definitions(store, tz)
+        .await?
+        .into_iter()
+        .filter(|d| d.id != definition.id)
+        .collect();
+    all.push(definition.clone());
+    closure(&all, std::slice::from_ref(&definition.id))
+}
+
+/// Plans `definitions` (holding everything `target` refers to) at `as_of` over `tables`, in a
+/// session ready to run it.
+async fn plan_at(
+    tables: &ContractTables,
+    definitions: &[SegmentDefinition],
+    target: &str,
+    as_of: DateTime<Utc>,
+    tz: Tz,
+) -> Result<
+    (
+        datafusion::prelude::SessionContext,
+        crate::compile::RefreshPlan,
+    ),
+    Error,
+> {
+    let ctx = kitle_data::session::new_context(tables.store());
+    tables.register_as_of(&ctx, as_of)?;
+    let plan = build_refresh_plan(
+        &ctx,
+        tables,
+        definitions,
+        std::slice::from_ref(&target.to_string()),
+        as_of,
+        tz,
+    )
+    .await?;
+    Ok((ctx, plan))
+}
+
 /// Plans `definition` (with the stored segments it refers to) at `as_of`, in a session ready
 /// to run it.
 async fn plan_one(
@@ -298,26 +343,9 @@ async fn plan_one(
     ),
     Error,
 > {
-    let mut all: Vec<SegmentDefinition> = stored_definitions(store, tz)
-        .await?
-        .into_iter()
-        .filter(|d| d.id != definition.id)
-        .collect();
-    all.push(definition.clone());
-    let definitions = closure(&all, std::slice::from_ref(&definition.id))?;
+    let definitions = with_references(store, definition, tz).await?;
     let tables = ContractTables::load(store, &FooterCache::new()).await?;
-    let ctx = kitle_data::session::new_context(store);
-    tables.register_as_of(&ctx, as_of)?;
-    let plan = build_refresh_plan(
-        &ctx,
-        &tables,
-        &definitions,
-        std::slice::from_ref(&definition.id),
-        as_of,
-        tz,
-    )
-    .await?;
-    Ok((ctx, plan))
+    plan_at(&tables, &definitions, &definition.id, as_of, tz).await
 }
 
 /// Evaluates `definition` (with the stored segments it refers to) at `as_of` without storing
@@ -328,11 +356,32 @@ pub async fn preview(
     as_of: DateTime<Utc>,
     tz: Tz,
 ) -> Result<Vec<String>, Error> {
-    let (ctx, plan) = plan_one(store, definition, as_of, tz).await?;
-    Ok(members_of(&ctx, plan)
-        .await?
-        .remove(&definition.id)
-        .unwrap_or_default())
+    let mut out = preview_at(store, &FooterCache::new(), definition, &[as_of], tz).await?;
+    Ok(out.pop().unwrap_or_default())
+}
+
+/// [`preview`] at each of `instants` (a new segment's history before it exists), reading the
+/// store's file list once.
+pub async fn preview_at(
+    store: &Store,
+    cache: &FooterCache,
+    definition: &SegmentDefinition,
+    instants: &[DateTime<Utc>],
+    tz: Tz,
+) -> Result<Vec<Vec<String>>, Error> {
+    let definitions = with_references(store, definition, tz).await?;
+    let tables = ContractTables::load(store, cache).await?;
+    let mut out = Vec::with_capacity(instants.len());
+    for as_of in instants {
+        let (ctx, plan) = plan_at(&tables, &definitions, &definition.id, *as_of, tz).await?;
+        out.push(
+            members_of(&ctx, plan)
+                .await?
+                .remove(&definition.id)
+                .unwrap_or_default(),
+        );
+    }
+    Ok(out)
 }
 
 /// The logical (optimised) and physical plans `definition` runs as at `as_of`, as text.

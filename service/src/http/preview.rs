@@ -112,16 +112,21 @@ pub async fn preview(
                 .enumerate()
                 .map(|(i, v)| instant(v, &format!("as_of[{i}]"), engine.tz))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut sizes = Vec::new();
-            for as_of in instants {
-                let members =
-                    kitle_planner::refresh::preview(&engine.store, &definition, as_of, engine.tz)
-                        .await?;
-                sizes.push(SizeAt {
-                    as_of,
-                    size: members.len() as u64,
-                });
-            }
+            let sizes = kitle_planner::refresh::preview_at(
+                &engine.store,
+                &engine.cache,
+                &definition,
+                &instants,
+                engine.tz,
+            )
+            .await?
+            .into_iter()
+            .zip(&instants)
+            .map(|(members, as_of)| SizeAt {
+                as_of: *as_of,
+                size: members.len() as u64,
+            })
+            .collect();
             Ok(Json(
                 serde_json::to_value(Sizes { sizes }).unwrap_or_default(),
             ))
@@ -131,9 +136,16 @@ pub async fn preview(
                 None | Some(Json_::Null) => crate::now_to_the_second(),
                 Some(v) => instant(v, "as_of", engine.tz)?,
             };
-            let members =
-                kitle_planner::refresh::preview(&engine.store, &definition, as_of, engine.tz)
-                    .await?;
+            let members = kitle_planner::refresh::preview_at(
+                &engine.store,
+                &engine.cache,
+                &definition,
+                &[as_of],
+                engine.tz,
+            )
+            .await?
+            .pop()
+            .unwrap_or_default();
             let snapshot = engine.snapshot();
             let (entered, exited) = match snapshot.segments.get(&definition.id) {
                 None => (None, None),
