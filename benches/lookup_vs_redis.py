@@ -239,9 +239,14 @@ def http_get(url, token=None, timeout=5):
 def start_kitle(binary, store, work, token):
     port = free_port()
     out_path, err_path = os.path.join(work, "serve.out"), os.path.join(work, "serve.err")
+    # The scheduler off: segments with a cadence would otherwise be refreshed (a full scan)
+    # while the load runs, and the memberships would drift from those loaded into Redis.
+    config = os.path.join(work, "kitle.toml")
+    with open(config, "w") as f:
+        f.write("[serve]\nscheduler = false\n")
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen([binary, "--store", store, "serve", "--listen",
-                                 f"127.0.0.1:{port}"], stdout=out, stderr=err)
+        proc = subprocess.Popen([binary, "--store", store, "--config", config, "serve",
+                                 "--listen", f"127.0.0.1:{port}"], stdout=out, stderr=err)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

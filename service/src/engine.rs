@@ -124,7 +124,7 @@ impl Engine {
         let manifest = memberships::read_manifest(&self.store).await?;
         let current = self.snapshot();
         let mut kept = Vec::new();
-        let mut loaded = Vec::new();
+        let mut loaded = crate::index::Loader::default();
         for (id, state) in &manifest.segments {
             let Some(record) = state.current() else {
                 continue;
@@ -133,7 +133,7 @@ impl Engine {
                 Some(old) if old.record == *record => kept.push(id.clone()),
                 _ => {
                     let members = memberships::read_members(&self.store, &record.members).await?;
-                    loaded.push((record.clone(), id.clone(), members));
+                    loaded.add(record.clone(), id.clone(), members);
                 }
             }
         }

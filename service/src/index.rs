@@ -36,6 +36,8 @@ impl Interner {
             arena.push_str(id);
             ends.push(u32::try_from(arena.len()).expect("customer ids fit in 4 GiB"));
         }
+        arena.shrink_to_fit();
+        ends.shrink_to_fit();
         Self { arena, ends }
     }
 
@@ -110,22 +112,20 @@ pub struct SegmentIndex {
 }
 
 impl SegmentIndex {
-    fn build(record: RefreshRecord, members: &[Member], interner: &Interner) -> Self {
-        let mut since_values: Vec<DateTime<Utc>> = members.iter().map(|m| m.since).collect();
+    /// Builds a segment from its members as (interner rank, since) pairs, in any order.
+    fn build(record: RefreshRecord, mut members: Vec<(u32, DateTime<Utc>)>) -> Self {
+        members.sort_unstable_by_key(|m| m.0);
+        members.dedup_by_key(|m| m.0);
+        let mut since_values: Vec<DateTime<Utc>> = members.iter().map(|m| m.1).collect();
         since_values.sort_unstable();
         since_values.dedup();
-        let mut sorted: Vec<&Member> = members.iter().collect();
-        sorted.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
-        sorted.dedup_by(|a, b| a.customer_id == b.customer_id);
-        let ranks = sorted.iter().map(|m| {
-            interner
-                .rank(&m.customer_id)
-                .expect("the interner holds every member")
-        });
-        let bitmap = RoaringBitmap::from_sorted_iter(ranks).expect("ranks ascend with ids");
-        let positions = sorted.iter().map(|m| {
+        // Usually a handful of instants left out of one per member: give the rest back.
+        since_values.shrink_to_fit();
+        let bitmap =
+            RoaringBitmap::from_sorted_iter(members.iter().map(|m| m.0)).expect("ranks are sorted");
+        let positions = members.iter().map(|m| {
             since_values
-                .binary_search(&m.since)
+                .binary_search(&m.1)
                 .expect("every since is in the table")
         });
         let since = if since_values.len() <= usize::from(u16::MAX) + 1 {
@@ -172,6 +172,43 @@ impl SegmentIndex {
     }
 }
 
+/// Segments read from the store for the next snapshot, held compactly while they load: each
+/// distinct customer id once, members as (provisional number, since) pairs. Loading a million
+/// customers × 100 segments so peaks at a few hundred MB instead of holding every member's id
+/// as its own string.
+#[derive(Default)]
+pub struct Loader {
+    ids: std::collections::HashMap<Box<str>, u32>,
+    segments: Vec<(RefreshRecord, String, Vec<Pair>)>,
+}
+
+/// A member as a (provisional or final) customer number and the instant it entered.
+type Pair = (u32, DateTime<Utc>);
+
+impl Loader {
+    /// Adds one segment's members (the members file of `record`).
+    pub fn add(&mut self, record: RefreshRecord, segment: String, members: Vec<Member>) {
+        let mut pairs = Vec::with_capacity(members.len());
+        for m in members {
+            let next = self.ids.len() as u32;
+            let n = match self.ids.get(m.customer_id.as_str()) {
+                Some(n) => *n,
+                None => {
+                    self.ids.insert(m.customer_id.into_boxed_str(), next);
+                    next
+                }
+            };
+            pairs.push((n, m.since));
+        }
+        self.segments.push((record, segment, pairs));
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+}
+
 /// Every segment's current memberships at one moment. Immutable; replaced whole.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -184,29 +221,28 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Builds the next snapshot: `loaded` are the segments whose versions changed (with their
-    /// members, read from the store), `kept` the ids of unchanged segments to carry over from
-    /// `self`. Segments in neither are dropped.
-    pub fn next(
-        &self,
-        loaded: Vec<(RefreshRecord, String, Vec<Member>)>,
-        kept: &[String],
-    ) -> Snapshot {
+    /// Builds the next snapshot: `loaded` holds the segments whose versions changed (read from
+    /// the store), `kept` the ids of unchanged segments to carry over from `self`. Segments in
+    /// neither are dropped.
+    pub fn next(&self, loaded: Loader, kept: &[String]) -> Snapshot {
         // The new interner: the old ids (kept segments refer to them) and the loaded ones.
-        let mut fresh: Vec<&str> = loaded
-            .iter()
-            .flat_map(|(_, _, members)| members.iter().map(|m| m.customer_id.as_str()))
-            .collect();
+        let mut fresh: Vec<(&str, u32)> = loaded.ids.iter().map(|(k, v)| (&**k, *v)).collect();
         fresh.sort_unstable();
-        fresh.dedup();
-        let merged = merge_sorted(self.interner.iter(), fresh.into_iter());
+        let merged = merge_sorted(self.interner.iter(), fresh.iter().map(|f| f.0));
         let interner = Interner::from_sorted(merged.iter().copied());
+        drop(merged);
+        // Provisional number → rank.
+        let mut rank_of = vec![0u32; fresh.len()];
+        for (id, n) in &fresh {
+            rank_of[*n as usize] = interner.rank(id).expect("loaded ids are interned");
+        }
         // Old rank → new rank, monotone, so kept bitmaps keep their order and since indexes.
         let renumber: Vec<u32> = self
             .interner
             .iter()
             .map(|id| interner.rank(id).expect("old ids are kept"))
             .collect();
+        drop(fresh);
         let mut segments = BTreeMap::new();
         for id in kept {
             if let Some(old) = self.segments.get(id) {
@@ -229,11 +265,12 @@ impl Snapshot {
                 );
             }
         }
-        for (record, id, members) in loaded {
-            segments.insert(
-                id,
-                Arc::new(SegmentIndex::build(record, &members, &interner)),
-            );
+        for (record, id, pairs) in loaded.segments {
+            let members = pairs
+                .into_iter()
+                .map(|(n, since)| (rank_of[n as usize], since))
+                .collect();
+            segments.insert(id, Arc::new(SegmentIndex::build(record, members)));
         }
         Snapshot {
             interner,
@@ -365,11 +402,19 @@ mod tests {
         }
     }
 
+    fn loader(segments: Vec<(RefreshRecord, &str, Vec<Member>)>) -> Loader {
+        let mut l = Loader::default();
+        for (r, id, members) in segments {
+            l.add(r, id.to_string(), members);
+        }
+        l
+    }
+
     #[test]
     fn lookups_pages_and_renumbering_agree_with_the_member_lists() {
         let empty = Snapshot::default();
         let a = vec![member("c2", 10), member("ç1", 20), member("c9", 10)];
-        let first = empty.next(vec![(record(1, 3), "a".into(), a)], &[]);
+        let first = empty.next(loader(vec![(record(1, 3), "a", a)]), &[]);
         let seg = first.segments["a"].clone();
         assert_eq!(first.lookup(&seg, "c2").unwrap().timestamp(), 10);
         assert_eq!(first.lookup(&seg, "ç1").unwrap().timestamp(), 20);
@@ -386,7 +431,7 @@ mod tests {
 
         // A second segment brings new ids; the first keeps its answers after renumbering.
         let b = vec![member("a0", 5), member("c3", 7)];
-        let second = first.next(vec![(record(1, 2), "b".into(), b)], &["a".into()]);
+        let second = first.next(loader(vec![(record(1, 2), "b", b)]), &["a".into()]);
         let seg_a = second.segments["a"].clone();
         assert_eq!(second.lookup(&seg_a, "ç1").unwrap().timestamp(), 20);
         assert!(second.lookup(&seg_a, "c3").is_none());
@@ -407,7 +452,7 @@ mod tests {
         // Scaled down 10× in customers to keep the test quick: 100 k customers, 100 segments
         // of varying density, each with a few `since` values.
         let ids: Vec<String> = (0..100_000).map(|i| format!("cust-{i:07}")).collect();
-        let mut loaded = Vec::new();
+        let mut loaded = Loader::default();
         for s in 0..100u64 {
             let members: Vec<Member> = ids
                 .iter()
@@ -415,7 +460,7 @@ mod tests {
                 .filter(|(i, _)| (*i as u64 * 7919 + s).is_multiple_of(s % 10 + 2))
                 .map(|(i, id)| member(id, (i % 24) as i64 * 3600))
                 .collect();
-            loaded.push((record(1, members.len() as u64), format!("s{s}"), members));
+            loaded.add(record(1, members.len() as u64), format!("s{s}"), members);
         }
         let snapshot = Snapshot::default().next(loaded, &[]);
         let bytes = snapshot.heap_bytes();

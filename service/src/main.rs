@@ -18,6 +18,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the service's request path and DataFusion's operators allocate many small,
+/// short-lived objects from several threads, which glibc's allocator serves slowly (measured
+/// with `benches/lookup_vs_redis.py`, see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use crate::config::{Config, Overrides};
 use crate::error::CliError;
 use crate::output::TableFormat;

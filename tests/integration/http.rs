@@ -423,6 +423,7 @@ async fn every_route_answers_from_the_refreshed_memberships() {
         "{metrics}"
     );
     assert!(metrics.contains("kitle_refresh_duration_seconds"));
+    assert!(metrics.contains("kitle_index_bytes "), "{metrics}");
     assert!(metrics.contains(&format!("kitle_segment_size{{segment=\"{big}\"}}")));
     let (_, openapi) = get(&c, s.url("/openapi.json")).await;
     for path in [

@@ -74,10 +74,20 @@ async fn shutdown_signal() {
 async fn serve_on(
     ctx: &Context,
     engine: Arc<Engine>,
+    metrics: PrometheusHandle,
     listener: TcpListener,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), CliError> {
-    let metrics = install_metrics()?;
+    // Histogram samples wait in buckets until upkeep folds them in; without a scrape they
+    // would pile up, so fold them in regularly.
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let state = Arc::new(AppState {
         engine: Arc::clone(&engine),
         config: ctx.config.serve.clone(),
@@ -124,9 +134,11 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, CliError> {
 pub async fn run_serve(ctx: &Context, listen: Option<&str>) -> Result<(), CliError> {
     let addr = listen_address(ctx, listen)?;
     let store = Store::open(&ctx.config.store)?;
+    // The recorder first, so that what loading records (segment sizes, index memory) is kept.
+    let metrics = install_metrics()?;
     let engine = Engine::open(store, ctx.config.time_zone).await?;
     let listener = bind(addr).await?;
-    serve_on(ctx, engine, listener, |addr| {
+    serve_on(ctx, engine, metrics, listener, |addr| {
         println!("listening on http://{addr}");
     })
     .await
@@ -182,6 +194,7 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     eprintln!("putting {} ready-made segments", documents.len());
     kitle_planner::refresh::put_definitions(&store, &documents, ctx.config.time_zone).await?;
     eprintln!("refreshing them");
+    let metrics = install_metrics()?;
     let engine = Engine::open(store, ctx.config.time_zone).await?;
     let outcome = engine
         .refresh(&[], crate::now_to_the_second(), "demo")
@@ -202,7 +215,7 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
                 .unwrap_or_default();
             (id.clone(), member)
         });
-    serve_on(ctx, engine, listener, |addr| {
+    serve_on(ctx, engine, metrics, listener, |addr| {
         let base = format!("http://{addr}");
         println!("kitle demo: {} segments refreshed as of {}, serving on {base}", outcome.segments.len(), kitle_planner::format_instant(&outcome.as_of));
         println!("try:");

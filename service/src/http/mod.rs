@@ -15,13 +15,14 @@ pub mod segments;
 pub mod sql;
 pub mod tables;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
@@ -109,27 +110,60 @@ pub fn router(state: Arc<AppState>) -> Router {
     })
     .layer(from_fn_with_state(Arc::clone(&state), auth::authorize))
     .layer(DefaultBodyLimit::max(limit))
-    .layer(from_fn(record_metrics))
-    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .layer(from_fn_with_state(
+        Arc::new(RequestMetrics::default()),
+        record_request,
+    ))
     .with_state(state)
 }
 
-/// Request latency per route, method and status, as a Prometheus histogram.
-async fn record_metrics(request: Request, next: Next) -> Response {
+/// Histogram handles by route, method and status, so that recording a request's latency costs
+/// a read lock and a hash instead of building labels and looking the series up each time.
+#[derive(Default)]
+pub struct RequestMetrics {
+    handles: RwLock<HashMap<(String, Method, u16), metrics::Histogram>>,
+}
+
+impl RequestMetrics {
+    fn histogram(&self, route: &str, method: &Method, status: u16) -> metrics::Histogram {
+        let key = (route.to_string(), method.clone(), status);
+        if let Some(h) = self.handles.read().expect("metrics lock").get(&key) {
+            return h.clone();
+        }
+        let h = metrics::histogram!(
+            "kitle_http_request_duration_seconds",
+            "route" => route.to_string(),
+            "method" => method.to_string(),
+            "status" => status.to_string()
+        );
+        self.handles
+            .write()
+            .expect("metrics lock")
+            .insert(key, h.clone());
+        h
+    }
+}
+
+/// Request latency per route, method and status as a Prometheus histogram, and one debug log
+/// line per request (`KITLE_LOG=kitle=debug`).
+async fn record_request(
+    State(metrics): State<Arc<RequestMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
+        .map(|p| p.as_str().to_string());
+    let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics::histogram!(
-        "kitle_http_request_duration_seconds",
-        "route" => route,
-        "method" => method,
-        "status" => response.status().as_u16().to_string()
-    )
-    .record(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    let route = route.as_deref().unwrap_or("unmatched");
+    let status = response.status().as_u16();
+    metrics
+        .histogram(route, &method, status)
+        .record(elapsed.as_secs_f64());
+    tracing::debug!(%method, route, status, micros = elapsed.as_micros() as u64, "request");
     response
 }
