@@ -133,17 +133,24 @@ pub async fn read_manifest(store: &Store) -> Result<Manifest> {
     }
 }
 
-/// Reads one members file (a path relative to the store root, as the manifest names it).
-pub async fn read_members(store: &Store, relative: &str) -> Result<Vec<Member>> {
+/// The record batches of one of kitle's own (small) Parquet files, read whole.
+async fn read_batches(
+    store: &Store,
+    relative: &str,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
     let bytes = store
         .object_store()
         .get(&store.path(relative))
         .await?
         .bytes()
         .await?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    Ok(ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?)
+}
+
+/// Reads one members file (a path relative to the store root, as the manifest names it).
+pub async fn read_members(store: &Store, relative: &str) -> Result<Vec<Member>> {
     let mut members = Vec::new();
-    for batch in reader {
+    for batch in read_batches(store, relative).await? {
         let batch = batch?;
         let ids = batch.column(1).as_string::<i32>();
         let since = batch.column(2).as_primitive::<TimestampMicrosecondType>();
@@ -187,15 +194,8 @@ pub struct Change {
 /// in its stored order: the entries (by customer id), then the exits (by customer id). The
 /// order is fixed once written, so a position in it is a stable cursor.
 pub async fn read_changes(store: &Store, relative: &str) -> Result<Vec<Change>> {
-    let bytes = store
-        .object_store()
-        .get(&store.path(relative))
-        .await?
-        .bytes()
-        .await?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
     let mut changes = Vec::new();
-    for batch in reader {
+    for batch in read_batches(store, relative).await? {
         let batch = batch?;
         let ids = batch.column(1).as_string::<i32>();
         let kinds = batch.column(2).as_string::<i32>();

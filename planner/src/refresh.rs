@@ -284,6 +284,12 @@ pub async fn refresh(
     })
 }
 
+/// A session with the store's tables registered as of some instant, and a plan to run in it.
+type PlannedSession = (
+    datafusion::prelude::SessionContext,
+    crate::compile::RefreshPlan,
+);
+
 /// `definition` with the stored segments it refers to (the stored version of its own id left
 /// out), ready to compile.
 async fn with_references(
@@ -308,13 +314,7 @@ async fn plan_at(
     target: &str,
     as_of: DateTime<Utc>,
     tz: Tz,
-) -> Result<
-    (
-        datafusion::prelude::SessionContext,
-        crate::compile::RefreshPlan,
-    ),
-    Error,
-> {
+) -> Result<PlannedSession, Error> {
     let ctx = kitle_data::session::new_context(tables.store());
     tables.register_as_of(&ctx, as_of)?;
     let plan = build_refresh_plan(
@@ -336,13 +336,7 @@ async fn plan_one(
     definition: &SegmentDefinition,
     as_of: DateTime<Utc>,
     tz: Tz,
-) -> Result<
-    (
-        datafusion::prelude::SessionContext,
-        crate::compile::RefreshPlan,
-    ),
-    Error,
-> {
+) -> Result<PlannedSession, Error> {
     let definitions = with_references(store, definition, tz).await?;
     let tables = ContractTables::load(store, &FooterCache::new()).await?;
     plan_at(&tables, &definitions, &definition.id, as_of, tz).await

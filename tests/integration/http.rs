@@ -264,6 +264,15 @@ async fn every_route_answers_from_the_refreshed_memberships() {
     )
     .await;
     assert_eq!(no, json!({"member": false, "since": null}));
+    let (_, why) = get(
+        &c,
+        s.url(&format!(
+            "/v1/segments/{tseg}/members/nobody-at-all?explain=true"
+        )),
+    )
+    .await;
+    assert_eq!(why["in_universe"], false, "{why}");
+    assert_eq!(why["conditions"][0]["held"], false, "{why}");
 
     // A customer's segments are exactly those whose expected members hold them.
     let want: Vec<&str> = expected
@@ -330,6 +339,7 @@ async fn every_route_answers_from_the_refreshed_memberships() {
             let is_member = members.iter().any(|m| m == customer);
             assert_eq!(why["member"], is_member, "{seg} {customer}");
             assert_eq!(why["explained_as_of"], as_of);
+            assert_eq!(why["in_universe"], true);
             let conditions = why["conditions"].as_array().unwrap();
             assert_eq!(conditions[0]["path"], "condition");
             assert_eq!(conditions[0]["condition"], definition["condition"]);

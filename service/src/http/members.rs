@@ -237,6 +237,10 @@ pub struct Lookup {
     /// `as_of`, or now before the first refresh).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explained_as_of: Option<DateTime<Utc>>,
+    /// With `explain=true`: whether the customer had a profile as of that instant (a
+    /// customer outside the universe is in no segment, and every condition reads as false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_universe: Option<bool>,
     /// With `explain=true`: each condition of the definition, depth first.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
@@ -272,6 +276,7 @@ pub async fn lookup(
             member: since.is_some(),
             since,
             explained_as_of: None,
+            in_universe: None,
             conditions: None,
         };
         return Ok(with_etag(Json(body).into_response(), &etag));
@@ -294,6 +299,7 @@ pub async fn lookup(
         member: since.is_some(),
         since,
         explained_as_of: Some(explanation.as_of),
+        in_universe: Some(explanation.in_universe),
         conditions: Some(explanation.conditions),
     })
     .into_response())
