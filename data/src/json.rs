@@ -11,7 +11,8 @@ use serde_json::{Value as Json, json};
 /// One cell as JSON: numbers as numbers (decimals exactly, as written by Arrow), instants as
 /// RFC 3339 UTC, text as text.
 pub fn json_value(array: &dyn Array, row: usize) -> Json {
-    if array.is_null(row) {
+    // `logical_nulls`: a `NullArray` has no null buffer but every value is null.
+    if array.logical_nulls().is_some_and(|n| n.is_null(row)) {
         return Json::Null;
     }
     let number = |text: String| {
@@ -58,4 +59,48 @@ pub fn json_value(array: &dyn Array, row: usize) -> Json {
 /// A cell as Arrow displays it (for types JSON has no better form for).
 pub fn display(array: &dyn Array, row: usize) -> String {
     arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, Decimal128Array, Int64Array, NullArray, StringArray, TimestampMicrosecondArray,
+    };
+
+    use super::*;
+
+    #[test]
+    fn cells_keep_their_json_kind() {
+        let cases: Vec<(ArrayRef, Json)> = vec![
+            (Arc::new(NullArray::new(1)), Json::Null),
+            (Arc::new(Int64Array::from(vec![Some(7)])), json!(7)),
+            (Arc::new(Int64Array::from(vec![None::<i64>])), Json::Null),
+            (
+                Arc::new(
+                    Decimal128Array::from(vec![123_456i128])
+                        .with_precision_and_scale(18, 2)
+                        .unwrap(),
+                ),
+                json!(1234.56),
+            ),
+            (Arc::new(StringArray::from(vec!["İğdır"])), json!("İğdır")),
+            (
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![1_764_590_400_000_000])
+                        .with_timezone("UTC"),
+                ),
+                json!("2025-12-01T12:00:00Z"),
+            ),
+        ];
+        for (array, expected) in cases {
+            assert_eq!(
+                json_value(array.as_ref(), 0),
+                expected,
+                "{:?}",
+                array.data_type()
+            );
+        }
+    }
 }

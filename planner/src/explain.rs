@@ -174,11 +174,19 @@ fn sentence(condition: &Condition, held: bool, value: &Json, extra: &Json) -> St
         Condition::Event(e) => {
             let events = e.events.join("|");
             let period = period_text(&e.period);
-            let filters = if e.filters.is_empty() {
-                String::new()
-            } else {
-                format!(" (with {} where filters)", e.filters.len())
-            };
+            let filters: String = e
+                .filters
+                .iter()
+                .map(|f| {
+                    let value = f.value.as_ref().map(|v| format!(" {}", v.to_json()));
+                    format!(
+                        " where {} {}{}",
+                        f.property,
+                        f.op,
+                        value.unwrap_or_default()
+                    )
+                })
+                .collect();
             if let Some(follow) = &e.not_followed_by {
                 return format!(
                     "latest {events}{filters} {period} at {}, followed by {} {} time(s) within {}; \

@@ -344,7 +344,11 @@ async fn every_route_answers_from_the_refreshed_memberships() {
             assert_eq!(conditions[0]["path"], "condition");
             assert_eq!(conditions[0]["condition"], definition["condition"]);
             assert_eq!(conditions[0]["held"], is_member, "{seg} {customer}: {why}");
-            assert!(conditions[0]["explanation"].as_str().unwrap().len() > 5);
+            for condition in conditions {
+                assert!(condition["explanation"].as_str().unwrap().len() > 5);
+                // A second figure only where there is one (percent rank, follow-ups).
+                assert_ne!(condition.get("rank_or_follow_ups"), Some(&json!("")));
+            }
         }
     }
 
