@@ -1104,12 +1104,15 @@ async fn a_failed_refresh_keeps_the_previous_memberships_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_refreshes_segments_that_are_due() {
     let dir = store_dir("[serve]\nscheduler_tick_seconds = 1\n");
-    let put = |id: &str, refresh: &str| {
+    let granted = json!({"attribute": "email_consent", "op": "eq", "value": "granted"});
+    // Plans, but fails while running: customer ids are not numbers.
+    let broken =
+        json!({"sql": "SELECT customer_id FROM customers WHERE CAST(customer_id AS INT) > 0"});
+    let put = |id: &str, refresh: &str, condition: &Value| {
         let file = dir.path().join(format!("{id}.json"));
         std::fs::write(
             &file,
-            json!({"id": id, "refresh": refresh, "condition": {"attribute": "email_consent", "op": "eq", "value": "granted"}})
-                .to_string(),
+            json!({"id": id, "refresh": refresh, "condition": condition}).to_string(),
         )
         .unwrap();
         let out = kitle(&["segment", "put", file.to_str().unwrap()], &[], dir.path());
@@ -1119,8 +1122,9 @@ async fn the_scheduler_refreshes_segments_that_are_due() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    put("hourly-one", "hourly");
-    put("manual-one", "manual");
+    put("hourly-one", "hourly", &granted);
+    put("manual-one", "manual", &granted);
+    put("broken-hourly", "hourly", &broken);
     let s = serve(dir.path(), &[]);
     let c = client();
     let mut refreshed = false;
@@ -1143,6 +1147,10 @@ async fn the_scheduler_refreshes_segments_that_are_due() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, history) = get(&c, s.url("/v1/segments/hourly-one/history")).await;
     assert_eq!(history["refreshes"].as_array().unwrap().len(), 1);
+    // The broken segment did not hold the other back; it failed, is counted, and is retried
+    // with growing waits (1 s, 2 s, … here), not at every tick.
+    let (_, broken) = get(&c, s.url("/v1/segments/broken-hourly/history")).await;
+    assert_eq!(broken["refreshes"], json!([]));
     let metrics = c
         .get(s.url("/metrics"))
         .send()
@@ -1153,6 +1161,19 @@ async fn the_scheduler_refreshes_segments_that_are_due() {
         .unwrap();
     assert!(
         metrics.contains("kitle_refreshes_total{trigger=\"schedule\",status=\"ok\"} 1"),
+        "{metrics}"
+    );
+    let failed: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("kitle_refreshes_total{trigger=\"schedule\",status=\"failed\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect("failed scheduled refreshes are counted");
+    // The joint run and the broken segment alone at the first tick, then a few retries: the
+    // backoff keeps it well under one per tick.
+    assert!((2.0..=5.0).contains(&failed), "{failed} failed runs");
+    assert!(
+        metrics.contains("kitle_schedule_failing_segments 1"),
         "{metrics}"
     );
 
