@@ -290,20 +290,27 @@ impl Snapshot {
             .collect()
     }
 
+    // Segments are named by id, not passed as `SegmentIndex`: a segment's bitmap numbers
+    // customers by this snapshot's interner only, so it must never meet another snapshot's.
+
     /// Whether `customer_id` is a member of `segment`, with since when.
-    pub fn lookup(&self, segment: &SegmentIndex, customer_id: &str) -> Option<DateTime<Utc>> {
+    pub fn lookup(&self, segment: &str, customer_id: &str) -> Option<DateTime<Utc>> {
+        let segment = self.segments.get(segment)?;
         let rank = self.interner.rank(customer_id).ok()?;
         segment.since_of(rank)
     }
 
     /// Up to `limit` members of `segment` with ids greater than `after` (all when `None`), in
-    /// id order, and whether more follow.
+    /// id order, and whether more follow (none for a segment without memberships).
     pub fn page(
         &self,
-        segment: &SegmentIndex,
+        segment: &str,
         after: Option<&str>,
         limit: usize,
     ) -> (Vec<(&str, DateTime<Utc>)>, bool) {
+        let Some(segment) = self.segments.get(segment) else {
+            return (Vec::new(), false);
+        };
         let start = match after {
             None => 0,
             Some(id) => match self.interner.rank(id) {
@@ -324,15 +331,12 @@ impl Snapshot {
     }
 
     /// Every member of `segment` in id order.
-    pub fn all<'a>(
-        &'a self,
-        segment: &'a SegmentIndex,
-    ) -> impl Iterator<Item = (&'a str, DateTime<Utc>)> + 'a {
-        segment.members.iter().enumerate().map(move |(i, rank)| {
-            (
-                self.interner.get(rank),
-                segment.since_values[segment.since.get(i)],
-            )
+    pub fn all<'a>(&'a self, segment: &str) -> impl Iterator<Item = (&'a str, DateTime<Utc>)> + 'a {
+        self.segments.get(segment).into_iter().flat_map(move |s| {
+            s.members
+                .iter()
+                .enumerate()
+                .map(move |(i, rank)| (self.interner.get(rank), s.since_values[s.since.get(i)]))
         })
     }
 
@@ -415,28 +419,26 @@ mod tests {
         let empty = Snapshot::default();
         let a = vec![member("c2", 10), member("ç1", 20), member("c9", 10)];
         let first = empty.next(loader(vec![(record(1, 3), "a", a)]), &[]);
-        let seg = first.segments["a"].clone();
-        assert_eq!(first.lookup(&seg, "c2").unwrap().timestamp(), 10);
-        assert_eq!(first.lookup(&seg, "ç1").unwrap().timestamp(), 20);
-        assert!(first.lookup(&seg, "c3").is_none());
-        let (page, more) = first.page(&seg, None, 2);
+        assert_eq!(first.lookup("a", "c2").unwrap().timestamp(), 10);
+        assert_eq!(first.lookup("a", "ç1").unwrap().timestamp(), 20);
+        assert!(first.lookup("a", "c3").is_none());
+        let (page, more) = first.page("a", None, 2);
         assert_eq!(page.iter().map(|p| p.0).collect::<Vec<_>>(), ["c2", "c9"]);
         assert!(more);
-        let (page, more) = first.page(&seg, Some("c9"), 2);
+        let (page, more) = first.page("a", Some("c9"), 2);
         assert_eq!(page.iter().map(|p| p.0).collect::<Vec<_>>(), ["ç1"]);
         assert!(!more);
         // Between ids not in the interner, pages start at the insertion point.
-        let (page, _) = first.page(&seg, Some("c5"), 10);
+        let (page, _) = first.page("a", Some("c5"), 10);
         assert_eq!(page[0].0, "c9");
 
         // A second segment brings new ids; the first keeps its answers after renumbering.
         let b = vec![member("a0", 5), member("c3", 7)];
         let second = first.next(loader(vec![(record(1, 2), "b", b)]), &["a".into()]);
-        let seg_a = second.segments["a"].clone();
-        assert_eq!(second.lookup(&seg_a, "ç1").unwrap().timestamp(), 20);
-        assert!(second.lookup(&seg_a, "c3").is_none());
+        assert_eq!(second.lookup("a", "ç1").unwrap().timestamp(), 20);
+        assert!(second.lookup("a", "c3").is_none());
         assert_eq!(
-            second.all(&seg_a).map(|m| m.0).collect::<Vec<_>>(),
+            second.all("a").map(|m| m.0).collect::<Vec<_>>(),
             ["c2", "c9", "ç1"]
         );
         assert_eq!(

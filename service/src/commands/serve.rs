@@ -207,9 +207,9 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
         .iter()
         .filter(|(_, s)| s.len() > 0)
         .min_by_key(|(_, s)| s.len())
-        .map(|(id, s)| {
+        .map(|(id, _)| {
             let member = snapshot
-                .all(s)
+                .all(id)
                 .next()
                 .map(|m| m.0.to_string())
                 .unwrap_or_default();

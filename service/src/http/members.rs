@@ -19,7 +19,7 @@ use super::Shared;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{TableFormat, not_modified, table_format};
 use super::tables::members_body;
-use crate::index::SegmentIndex;
+use crate::index::{SegmentIndex, Snapshot};
 
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE: usize = 1000;
@@ -92,11 +92,18 @@ impl Cursor {
     }
 }
 
-fn current(state: &Shared, id: &str) -> Result<Option<Arc<SegmentIndex>>, ApiError> {
+/// The current snapshot and, from it, the segment's version (`None` before its first refresh);
+/// 404 for a segment that is not stored. One read, so what is answered comes from one snapshot.
+fn current(
+    state: &Shared,
+    id: &str,
+) -> Result<(Arc<Snapshot>, Option<Arc<SegmentIndex>>), ApiError> {
     if !state.engine.definitions().contains_key(id) {
         return Err(ApiError::segment_not_found(id));
     }
-    Ok(state.engine.snapshot().segments.get(id).cloned())
+    let snapshot = state.engine.snapshot();
+    let segment = snapshot.segments.get(id).cloned();
+    Ok((snapshot, segment))
 }
 
 /// Current members ordered by `customer_id`, a page at a time; with `Accept: text/csv` or
@@ -113,11 +120,10 @@ pub async fn page(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let segment = current(&state, &id)?;
-    let snapshot = state.engine.snapshot();
+    let (snapshot, segment) = current(&state, &id)?;
     let format = table_format(&headers);
     if format != TableFormat::Json {
-        return Ok(members_body(snapshot, segment, format));
+        return Ok(members_body(snapshot, id, format));
     }
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let cursor = match &query.cursor {
@@ -194,8 +200,7 @@ pub async fn page(
             if c.is_none() && not_modified(&headers, &etag) {
                 return Ok(not_modified_response(&etag));
             }
-            let (items, more) =
-                snapshot.page(&segment, c.as_ref().map(|c| c.after.as_str()), limit);
+            let (items, more) = snapshot.page(&id, c.as_ref().map(|c| c.after.as_str()), limit);
             let last = if more {
                 items.last().map(|m| m.0)
             } else {
@@ -259,11 +264,8 @@ pub async fn lookup(
     Query(query): Query<LookupQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let segment = current(&state, &id)?;
-    let snapshot = state.engine.snapshot();
-    let since = segment
-        .as_ref()
-        .and_then(|s| snapshot.lookup(s, &customer_id));
+    let (snapshot, segment) = current(&state, &id)?;
+    let since = snapshot.lookup(&id, &customer_id);
     if !query.explain {
         let etag = segment
             .as_ref()

@@ -147,20 +147,17 @@ pub async fn preview(
             .pop()
             .unwrap_or_default();
             let snapshot = engine.snapshot();
-            let (entered, exited) = match snapshot.segments.get(&definition.id) {
-                None => (None, None),
-                Some(current) => {
-                    let now: BTreeSet<&str> = members.iter().map(String::as_str).collect();
-                    let entered = members
-                        .iter()
-                        .filter(|c| snapshot.lookup(current, c).is_none())
-                        .count() as u64;
-                    let exited = snapshot
-                        .all(current)
-                        .filter(|(c, _)| !now.contains(c))
-                        .count() as u64;
-                    (Some(entered), Some(exited))
-                }
+            let id = definition.id.as_str();
+            let (entered, exited) = if snapshot.segments.contains_key(id) {
+                let now: BTreeSet<&str> = members.iter().map(String::as_str).collect();
+                let entered = members
+                    .iter()
+                    .filter(|c| snapshot.lookup(id, c).is_none())
+                    .count() as u64;
+                let exited = snapshot.all(id).filter(|(c, _)| !now.contains(c)).count() as u64;
+                (Some(entered), Some(exited))
+            } else {
+                (None, None)
             };
             let sample_size = request
                 .sample

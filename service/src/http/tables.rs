@@ -14,7 +14,7 @@ use serde_json::Value as Json_;
 
 use super::error::ApiError;
 use super::extract::{ARROW_STREAM, TableFormat};
-use crate::index::{SegmentIndex, Snapshot};
+use crate::index::Snapshot;
 
 /// Members per streamed chunk.
 const CHUNK: usize = 65_536;
@@ -41,13 +41,9 @@ fn csv_field(text: &str, out: &mut String) {
     }
 }
 
-/// The whole member set of `segment` (empty before its first refresh) as a streamed CSV
-/// (`customer_id,since`) or Arrow IPC stream body, ordered by `customer_id`.
-pub fn members_body(
-    snapshot: Arc<Snapshot>,
-    segment: Option<Arc<SegmentIndex>>,
-    format: TableFormat,
-) -> Response {
+/// The whole member set of `segment` in `snapshot` (empty before its first refresh) as a
+/// streamed CSV (`customer_id,since`) or Arrow IPC stream body, ordered by `customer_id`.
+pub fn members_body(snapshot: Arc<Snapshot>, segment: String, format: TableFormat) -> Response {
     enum State {
         Start,
         After(String),
@@ -79,10 +75,7 @@ pub fn members_body(
                     State::Start => None,
                     State::After(id) => Some(id.as_str()),
                 };
-                let (items, more) = match &segment {
-                    Some(s) => snapshot.page(s, after, CHUNK),
-                    None => (Vec::new(), false),
-                };
+                let (items, more) = snapshot.page(&segment, after, CHUNK);
                 let next_state = match (more, items.last()) {
                     (true, Some(last)) => State::After(last.0.to_string()),
                     _ => State::Done,
