@@ -137,22 +137,19 @@ impl Engine {
                 }
             }
         }
+        // Manifest first, then the snapshot: a reader of both sees a manifest at least as new
+        // as the members it is answered from.
+        *self.manifest.write().expect("manifest lock") = Arc::new(manifest);
         let changed = !loaded.is_empty() || kept.len() != current.segments.len();
         if changed || current.generation == 0 {
             let next = Arc::new(current.next(loaded, &kept));
-            let bytes = next.heap_bytes();
             for (id, segment) in &next.segments {
                 metrics::gauge!("kitle_segment_size", "segment" => id.clone())
                     .set(segment.len() as f64);
             }
-            metrics::gauge!("kitle_index_bytes").set(bytes as f64);
+            metrics::gauge!("kitle_index_bytes").set(next.heap_bytes() as f64);
             metrics::gauge!("kitle_index_customers").set(next.interner.len() as f64);
-            // Manifest first, then the snapshot: a reader of both sees a manifest at least as
-            // new as the members it is answered from.
-            *self.manifest.write().expect("manifest lock") = Arc::new(manifest);
             *self.snapshot.write().expect("snapshot lock") = next;
-        } else {
-            *self.manifest.write().expect("manifest lock") = Arc::new(manifest);
         }
         Ok(())
     }
