@@ -8,7 +8,6 @@
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use kitle_data::Store;
 use kitle_data::json::json_value as json_of;
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -56,7 +55,6 @@ pub struct MemberExplanation {
 /// Evaluates `definition` (one of `definitions`, which must hold every segment it refers to)
 /// for `customer_id` at `as_of`, condition by condition.
 pub async fn explain_member(
-    store: &Store,
     tables: &kitle_data::tables::ContractTables,
     definitions: &[SegmentDefinition],
     definition: &SegmentDefinition,
@@ -64,7 +62,7 @@ pub async fn explain_member(
     as_of: DateTime<Utc>,
     tz: Tz,
 ) -> Result<MemberExplanation, Error> {
-    let ctx = kitle_data::session::new_context(store);
+    let ctx = kitle_data::session::new_context(tables.store());
     tables.register_as_of(&ctx, as_of)?;
     let plan = build_explain_plan(
         &ctx,

@@ -433,14 +433,5 @@ pub async fn explain_stored_member(
         .cloned()
         .ok_or_else(|| Error::NotFound(id.to_string()))?;
     let tables = ContractTables::load(store, cache).await?;
-    crate::explain::explain_member(
-        store,
-        &tables,
-        &definitions,
-        &definition,
-        customer_id,
-        as_of,
-        tz,
-    )
-    .await
+    crate::explain::explain_member(&tables, &definitions, &definition, customer_id, as_of, tz).await
 }

@@ -484,19 +484,12 @@ impl<'a> Compiler<'a> {
             Condition::Bucket { salt, .. } => (bucket(salt), none()),
             Condition::Event(e) => match &e.not_followed_by {
                 Some(follow) => {
-                    let mut events = e.events.clone();
-                    events.sort();
-                    let key = format!("{:?}|{:?}|{:?}|{:?}", events, e.filters, e.period, follow);
-                    match self.follow_keys.get(&key) {
-                        Some(i) => {
-                            let spec = &self.follows[*i];
-                            (
-                                col(spec.last.clone()),
-                                coalesce(vec![col(spec.followed.clone()), lit(0i64)]),
-                            )
-                        }
-                        None => (none(), none()),
-                    }
+                    let index = self.follow(e, follow)?;
+                    let spec = &self.follows[index];
+                    (
+                        col(spec.last.clone()),
+                        coalesce(vec![col(spec.followed.clone()), lit(0i64)]),
+                    )
                 }
                 None => {
                     let index = self.measure(e)?;
@@ -813,24 +806,27 @@ impl<'a> Compiler<'a> {
         name
     }
 
+    /// Registers (or finds) the second pass of a `not_followed_by` condition; returns its index.
+    fn follow(&mut self, e: &EventCondition, follow: &FollowUp) -> Result<usize, CompileError> {
+        let mut events = e.events.clone();
+        events.sort();
+        let key = format!("{:?}|{:?}|{:?}|{:?}", events, e.filters, e.period, follow);
+        if let Some(i) = self.follow_keys.get(&key) {
+            return Ok(*i);
+        }
+        let index = self.follows.len();
+        let spec = self.follow_plan(index, &events, e, follow)?;
+        self.follows.push(spec);
+        self.follow_keys.insert(key, index);
+        Ok(index)
+    }
+
     fn not_followed_by(
         &mut self,
         e: &EventCondition,
         follow: &FollowUp,
     ) -> Result<Expr, CompileError> {
-        let mut events = e.events.clone();
-        events.sort();
-        let key = format!("{:?}|{:?}|{:?}|{:?}", events, e.filters, e.period, follow);
-        let index = match self.follow_keys.get(&key) {
-            Some(i) => *i,
-            None => {
-                let index = self.follows.len();
-                let spec = self.follow_plan(index, &events, e, follow)?;
-                self.follows.push(spec);
-                self.follow_keys.insert(key, index);
-                index
-            }
-        };
+        let index = self.follow(e, follow)?;
         let spec = &self.follows[index];
         let deadline = instant_literal(self.as_of - spec.within);
         Ok(col(spec.last.clone())
