@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::{conformance_store, copy_tree, kitle, kitle_binary, shared_dir};
 use chrono::{DateTime, Utc};
 use kitle_data::files::FooterCache;
+use kitle_data::session::Limits;
 use kitle_data::{NoProgress, Store, memberships};
 use kitle_planner::refresh::{put_definitions, refresh};
-use kitle_tests::{conformance_store, copy_tree, kitle, kitle_binary, shared_dir};
 
 fn cases() -> serde_json::Value {
     let text = std::fs::read_to_string(shared_dir().join("conformance/cases.json")).unwrap();
@@ -47,6 +48,7 @@ async fn engine_matches_every_conformance_case() {
             &[],
             as_of,
             chrono_tz::UTC,
+            &Limits::none(),
             &NoProgress,
         )
         .await
@@ -288,6 +290,7 @@ async fn a_killed_refresh_leaves_the_previous_version_current() {
         &[],
         first,
         chrono_tz::UTC,
+        &Limits::none(),
         &NoProgress,
     )
     .await
@@ -341,6 +344,7 @@ async fn a_killed_refresh_leaves_the_previous_version_current() {
         &[],
         at,
         chrono_tz::UTC,
+        &Limits::none(),
         &NoProgress,
     )
     .await

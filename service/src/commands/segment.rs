@@ -141,12 +141,13 @@ pub async fn run(ctx: &Context, command: &SegmentCommand) -> Result<(), CliError
             let outcome = put_definitions(&store, &read_documents(files)?, tz).await?;
             if ctx.json {
                 let items: Vec<Value> = outcome
+                    .stored
                     .iter()
                     .map(|(id, created)| json!({"id": id, "created": created}))
                     .collect();
-                println!("{}", json!({"stored": items}));
+                println!("{}", json!({"stored": items, "retries": outcome.retries}));
             } else {
-                for (id, created) in &outcome {
+                for (id, created) in &outcome.stored {
                     println!("{id}: {}", if *created { "created" } else { "replaced" });
                 }
             }
@@ -236,7 +237,8 @@ pub async fn run(ctx: &Context, command: &SegmentCommand) -> Result<(), CliError
         SegmentCommand::Preview { target, as_of: at } => {
             let definition = resolve(ctx, &store, target).await?;
             let at = as_of(ctx, at.as_deref())?;
-            let members = preview(&store, &definition, at, tz).await?;
+            let members =
+                preview(&store, &definition, at, tz, &ctx.config.refresh_limits()).await?;
             let sample: Vec<&String> = members.iter().take(20).collect();
             if ctx.json {
                 println!(

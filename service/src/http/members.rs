@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -17,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Shared;
 use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
 use super::extract::{TableFormat, not_modified, table_format};
 use super::tables::members_body;
 use crate::index::{SegmentIndex, Snapshot};
@@ -116,8 +116,8 @@ fn current(
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn page(
     state: Shared,
-    Path(id): Path<String>,
-    Query(query): Query<PageQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (snapshot, segment) = current(&state, &id)?;
@@ -260,8 +260,8 @@ pub struct Lookup {
         (status = 404, body = ErrorBody)))]
 pub async fn lookup(
     state: Shared,
-    Path((id, customer_id)): Path<(String, String)>,
-    Query(query): Query<LookupQuery>,
+    ApiPath((id, customer_id)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<LookupQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (snapshot, segment) = current(&state, &id)?;
@@ -295,6 +295,7 @@ pub async fn lookup(
         &customer_id,
         as_of,
         engine.tz,
+        &state.config.preview_limits(),
     )
     .await?;
     Ok(Json(Lookup {
