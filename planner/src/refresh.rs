@@ -73,18 +73,23 @@ pub fn schemas_of(tables: &ContractTables) -> StoreSchemas {
 /// Parses and validates `documents` as one set against the store (its schema and the segments
 /// already stored), and checks that each compiles (a `sql` condition must plan). Returns the
 /// definitions, or every problem with its path (`[i].…` when several documents are given).
+///
+/// `cache` keeps the store's file verdicts between calls (the service passes its own, so a
+/// check does not read every footer again).
 pub async fn check_definitions(
     store: &Store,
+    cache: &FooterCache,
     documents: &[Json],
     tz: Tz,
 ) -> Result<Vec<SegmentDefinition>, Error> {
-    Ok(checked(store, documents, tz).await?.0)
+    Ok(checked(store, cache, documents, tz).await?.0)
 }
 
 /// [`check_definitions`], also returning the store's schemas it validated against (a put
 /// validates again, against the definitions another writer committed meanwhile).
 async fn checked(
     store: &Store,
+    cache: &FooterCache,
     documents: &[Json],
     tz: Tz,
 ) -> Result<(Vec<SegmentDefinition>, StoreSchemas), Error> {
@@ -103,7 +108,7 @@ async fn checked(
     if !problems.is_empty() {
         return Err(Error::Refused(problems));
     }
-    let tables = ContractTables::load(store, &FooterCache::new()).await?;
+    let tables = ContractTables::load(store, cache).await?;
     let schemas = schemas_of(&tables);
     let existing = others(&stored_definitions(store, tz).await?, &definitions);
     validate_set(&definitions, &existing, &schemas).map_err(Error::Refused)?;
@@ -210,10 +215,11 @@ pub struct PutOutcome {
 /// have been removed, or a cycle formed) and stored on top of it, or refused with the problems.
 pub async fn put_definitions(
     store: &Store,
+    cache: &FooterCache,
     documents: &[Json],
     tz: Tz,
 ) -> Result<PutOutcome, Error> {
-    let (definitions, schemas) = checked(store, documents, tz).await?;
+    let (definitions, schemas) = checked(store, cache, documents, tz).await?;
     let stored = std::sync::Mutex::new(Vec::new());
     let (definitions, schemas, stored_ref) = (&definitions, &schemas, &stored);
     let committed = kitle_data::definitions::update_definitions(store, |mut current| async move {

@@ -216,7 +216,8 @@ impl Engine {
     /// Validates and stores `document` as segment `id`; `true` when it was created.
     pub async fn put(&self, document: Json) -> Result<bool, PlannerError> {
         let _guard = self.define.lock().await;
-        let outcome = planner::put_definitions(&self.store, &[document], self.tz).await?;
+        let outcome =
+            planner::put_definitions(&self.store, &self.cache, &[document], self.tz).await?;
         self.reload_definitions().await?;
         Ok(outcome.stored.first().is_some_and(|(_, created)| *created))
     }

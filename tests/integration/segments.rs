@@ -38,7 +38,7 @@ async fn engine_matches_every_conformance_case() {
         copy_tree(&conformance_store(), dir.path());
         let store = local(dir.path());
         let documents = scenario["segments"].as_array().unwrap().clone();
-        put_definitions(&store, &documents, chrono_tz::UTC)
+        put_definitions(&store, &FooterCache::new(), &documents, chrono_tz::UTC)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let as_of: DateTime<Utc> = scenario["as_of"].as_str().unwrap().parse().unwrap();
@@ -280,7 +280,7 @@ async fn a_killed_refresh_leaves_the_previous_version_current() {
         .as_array()
         .unwrap()
         .clone();
-    put_definitions(&store, &documents, chrono_tz::UTC)
+    put_definitions(&store, &FooterCache::new(), &documents, chrono_tz::UTC)
         .await
         .unwrap();
     let first: DateTime<Utc> = "2025-11-15T00:00:00Z".parse().unwrap();

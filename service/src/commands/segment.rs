@@ -4,6 +4,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use kitle_data::Store;
+use kitle_data::files::FooterCache;
 use kitle_data::memberships;
 use kitle_planner::SegmentDefinition;
 use kitle_planner::refresh::{
@@ -104,8 +105,13 @@ async fn resolve(
                 documents.len()
             )));
         };
-        let definitions =
-            check_definitions(store, std::slice::from_ref(document), ctx.config.time_zone).await?;
+        let definitions = check_definitions(
+            store,
+            &FooterCache::new(),
+            std::slice::from_ref(document),
+            ctx.config.time_zone,
+        )
+        .await?;
         return Ok(definitions.into_iter().next().expect("one definition"));
     }
     stored_definitions(store, ctx.config.time_zone)
@@ -125,7 +131,8 @@ pub async fn run(ctx: &Context, command: &SegmentCommand) -> Result<(), CliError
     let tz = ctx.config.time_zone;
     match command {
         SegmentCommand::Validate { files } => {
-            let definitions = check_definitions(&store, &read_documents(files)?, tz).await?;
+            let definitions =
+                check_definitions(&store, &FooterCache::new(), &read_documents(files)?, tz).await?;
             if ctx.json {
                 println!(
                     "{}",
@@ -138,7 +145,8 @@ pub async fn run(ctx: &Context, command: &SegmentCommand) -> Result<(), CliError
             }
         }
         SegmentCommand::Put { files } => {
-            let outcome = put_definitions(&store, &read_documents(files)?, tz).await?;
+            let outcome =
+                put_definitions(&store, &FooterCache::new(), &read_documents(files)?, tz).await?;
             if ctx.json {
                 let items: Vec<Value> = outcome
                     .stored

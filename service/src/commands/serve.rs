@@ -193,7 +193,13 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
         })
         .collect::<Result<Vec<serde_json::Value>, _>>()?;
     eprintln!("putting {} ready-made segments", documents.len());
-    kitle_planner::refresh::put_definitions(&store, &documents, ctx.config.time_zone).await?;
+    kitle_planner::refresh::put_definitions(
+        &store,
+        &kitle_data::files::FooterCache::new(),
+        &documents,
+        ctx.config.time_zone,
+    )
+    .await?;
     eprintln!("refreshing them");
     let metrics = install_metrics()?;
     let engine = Engine::open(store, ctx.config.time_zone).await?;

@@ -40,6 +40,7 @@ pub struct ChangePage {
 
 /// Query of the feed.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// The last `next_cursor` (absent: from the first refresh on).
     pub since: Option<String>,

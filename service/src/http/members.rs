@@ -46,6 +46,7 @@ pub struct MemberPage {
 
 /// Query of a member listing.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
@@ -224,6 +225,7 @@ pub async fn page(
 
 /// Query of a lookup.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LookupQuery {
     /// Also say, for every condition, whether it held at the last refresh and what was
     /// measured.

@@ -64,11 +64,57 @@ pub fn with_language(mut document: Value) -> Value {
             schemas.insert(name.to_string(), schema);
         }
     }
-    // The bodies that carry a definition point at it.
-    if let Some(definition) =
-        document.pointer_mut("/components/schemas/PreviewRequest/properties/definition")
+    // The bodies that carry a definition point at it; instants are written as the language
+    // writes them, cursors as the service writes them.
+    let instant = json!({"type": "string", "pattern": INSTANT});
+    if let Some(preview) = document.pointer_mut("/components/schemas/PreviewRequest/properties") {
+        preview["definition"] = r("SegmentDefinition");
+        preview["as_of"] = json!({
+            "description": "One instant (default now) or a list of 1 to 60: RFC 3339 with an offset, or YYYY-MM-DD in the store's zone",
+            "anyOf": [{"type": "null"}, instant.clone(),
+                {"type": "array", "items": instant.clone(), "minItems": 1, "maxItems": 60}]});
+    }
+    if let Some(as_of) = document.pointer_mut("/components/schemas/RefreshRequest/properties/as_of")
     {
-        *definition = r("SegmentDefinition");
+        *as_of = json!({"description": "The instant to evaluate at (default now, to the second)",
+            "anyOf": [{"type": "null"}, instant]});
+    }
+    // Every operation that takes a parameter or a body may refuse it with a 400.
+    if let Some(Value::Object(paths)) = document.pointer_mut("/paths") {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for operation in item.values_mut().filter_map(Value::as_object_mut) {
+                let takes = operation
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .is_some_and(|p| !p.is_empty())
+                    || operation.contains_key("requestBody");
+                if let Some(Value::Object(responses)) = operation.get_mut("responses")
+                    && takes
+                    && !responses.contains_key("400")
+                {
+                    responses.insert(
+                        "400".into(),
+                        json!({"description": "The request is refused: the error's code and message say what and where",
+                            "content": {"application/json": {"schema": r("ErrorBody")}}}),
+                    );
+                }
+            }
+        }
+    }
+    for (route, name, pattern) in [
+        (
+            "/v1/segments/{id}/members",
+            "cursor",
+            r"^[0-9]+-[0-9]+-([0-9a-f]{2})*$",
+        ),
+        ("/v1/segments/{id}/changes", "since", r"^[0-9]+-[0-9]+$"),
+    ] {
+        let pointer = format!("/paths/{}/get/parameters", route.replace('/', "~1"));
+        if let Some(Value::Array(parameters)) = document.pointer_mut(&pointer) {
+            for p in parameters.iter_mut().filter(|p| p["name"] == name) {
+                p["schema"] = json!({"type": "string", "pattern": pattern});
+            }
+        }
     }
     if let Some(body) = document
         .pointer_mut("/paths/~1v1~1segments~1{id}/put/requestBody/content/application~1json/schema")
@@ -139,8 +185,9 @@ fn language_schemas() -> Vec<(&'static str, Value)> {
         {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": false,
          "properties": {"sum": column, "avg": column, "min": column, "max": column, "distinct": column}}
     ]});
-    let events = json!({"anyOf": [{"type": "string", "minLength": 1},
-        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}]});
+    // Event types are never validated (a type no event has matches nothing).
+    let events = json!({"anyOf": [{"type": "string"},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1}]});
     let filters = json!({"type": "array", "items": r("PropertyFilter")});
     let base = json!({"event": events, "where": filters, "period": period});
     let event = |extra: Value, required: Value| -> Value {

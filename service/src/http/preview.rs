@@ -60,19 +60,25 @@ pub async fn preview(
     ApiJson(request): ApiJson<PreviewRequest>,
 ) -> Result<Json<Json_>, ApiError> {
     let engine = &state.engine;
-    let definitions =
-        kitle_planner::refresh::check_definitions(&engine.store, &[request.definition], engine.tz)
-            .await?;
+    // The body's own checks first: they cost nothing.
+    let instants = preview_instants(
+        request.as_of.as_ref(),
+        engine.tz,
+        crate::now_to_the_second(),
+    )?;
+    let definitions = kitle_planner::refresh::check_definitions(
+        &engine.store,
+        &engine.cache,
+        &[request.definition],
+        engine.tz,
+    )
+    .await?;
     let definition = definitions
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::bad("invalid_definition", "no definition was given"))?;
     let limits = state.config.preview_limits();
-    match preview_instants(
-        request.as_of.as_ref(),
-        engine.tz,
-        crate::now_to_the_second(),
-    )? {
+    match instants {
         Instants::Many(instants) => {
             let sizes = kitle_planner::refresh::preview_at(
                 &engine.store,
