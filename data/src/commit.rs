@@ -242,6 +242,8 @@ mod tests {
                         &store,
                         "state/test.json",
                         |mut map| async move {
+                            // Another writer gets every chance to commit in between.
+                            tokio::time::sleep(Duration::from_millis(2)).await;
                             map.insert(format!("{writer}-{round}"), round);
                             Ok(map)
                         },
