@@ -6,7 +6,7 @@
 //!   server's bucket.
 //! - The integration test itself (declared by the `kitle` package, so that cargo builds the
 //!   binary of this very build for it) runs the real `kitle` binary: see its `support` module.
-//! - [`reference`] is an independent evaluator of the segment language (plain Rust over rows),
+//! - [`reference`](mod@reference) is an independent evaluator of the segment language (plain Rust over rows),
 //!   the oracle the engine is compared with; [`arbitrary`] generates random valid definitions
 //!   for that comparison.
 
