@@ -11,7 +11,7 @@
 
 use std::str::FromStr;
 
-use arrow::datatypes::{DataType, Field};
+use arrow_schema::{DataType, Field};
 use kitle_data::contract::ContractTable;
 use kitle_planner::{
     Decimal, Duration, SegmentDefinition, StoreSchemas, dependency_order, parse_definition,

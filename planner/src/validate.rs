@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::datatypes::{DataType, Schema};
+use arrow_schema::{DataType, Schema};
 use chrono_tz::Tz;
 
 use crate::definition::{Condition, Op, SegmentDefinition, Value};
@@ -575,7 +575,7 @@ mod tests {
     use super::*;
     use crate::parse::parse_definition;
     use crate::test_support::{conformance_scenarios, contract_schemas};
-    use arrow::datatypes::Field;
+    use arrow_schema::Field;
     use serde_json::{Value as Json, json};
 
     fn def(doc: Json) -> SegmentDefinition {
@@ -839,7 +839,7 @@ mod tests {
             (DataType::Decimal256(40, 4), ColumnKind::Number),
             (DataType::Date64, ColumnKind::Timestamp),
             (
-                DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None),
+                DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, None),
                 ColumnKind::Timestamp,
             ),
             (large_list, ColumnKind::TextList),
