@@ -3,6 +3,8 @@
 //! `checks/request_bodies.rs`.
 #![no_main]
 
+// Only the body types and checks are used here; the service uses the rest.
+#[allow(dead_code)]
 #[path = "../../service/src/http/bodies.rs"]
 mod bodies;
 #[path = "../checks/definition.rs"]
