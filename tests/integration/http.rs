@@ -663,7 +663,9 @@ async fn bad_input_gets_stable_error_codes() {
         (400, "sql_resource_limit"),
         "{body}"
     );
-    let started = std::time::Instant::now();
+    // 4·10¹⁰ pairs: hours without the limit, so the answer's code is the proof that the limit
+    // stopped it (no wall-clock bound here: one poll of the nested-loop join is seconds of work
+    // on a loaded machine, and that is when the deadline is looked at).
     let (status, code_, body) = code(
         c.post(s.url("/v1/sql"))
             .json(&json!({"sql": "SELECT count(*) FROM generate_series(1, 200000) a, generate_series(1, 200000) b WHERE a.value + b.value = 7"}))
@@ -673,7 +675,6 @@ async fn bad_input_gets_stable_error_codes() {
     )
     .await;
     assert_eq!((status, code_.as_str()), (400, "sql_time_limit"), "{body}");
-    assert!(started.elapsed() < Duration::from_secs(30));
 
     // Bad cursors and instants.
     let (status, code_, _) = code(
