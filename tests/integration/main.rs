@@ -10,6 +10,7 @@ mod conformance;
 mod failures;
 mod fuzz_replay;
 mod http;
+mod kills;
 mod openapi;
 mod reading;
 mod ready_made;
