@@ -20,6 +20,10 @@
 //! - unnamed files younger than the grace period: they may belong to a refresh still running,
 //!   whose commit has not happened yet.
 //!
+//! On a local folder it also finds writes that never finished (`NAME#N`, which the object
+//! store renames to `NAME` when a write completes; a process killed mid-write leaves them, and
+//! the object store's listing hides them) under kitle's folders, and treats them the same way.
+//!
 //! The order makes that safe: first the listing, then the committed objects are read. A file
 //! the listing saw was written before the objects were read, so either they name it or it was
 //! not committed when they were read; only such a file older than the grace period is deleted.
@@ -48,6 +52,10 @@ pub struct Unnamed {
     pub size: u64,
     /// When it was last written.
     pub last_modified: DateTime<Utc>,
+    /// A write that never finished on a local folder (`NAME#N`, see
+    /// [`layout::is_staged_write`]), which the object store's listing does not show.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub staged: bool,
 }
 
 /// What a collection found and did.
@@ -106,6 +114,10 @@ pub async fn collect(
             }
         }
     }
+    let staged = match store.local_root() {
+        Some(root) => staged_writes(root.to_path_buf()).await?,
+        None => Vec::new(),
+    };
     // 2. Then what the committed objects name.
     let mut named_paths = BTreeSet::new();
     for (path, _) in files.iter().filter(|(p, _)| layout::is_committed_object(p)) {
@@ -142,6 +154,7 @@ pub async fn collect(
             path,
             size: meta.size,
             last_modified: meta.last_modified,
+            staged: false,
         };
         if now.signed_duration_since(meta.last_modified) < grace_chrono {
             collection.young.push(file);
@@ -149,11 +162,35 @@ pub async fn collect(
             collection.unnamed.push(file);
         }
     }
-    if delete && !collection.unnamed.is_empty() {
+    for file in staged {
+        collection.examined += 1;
+        if now.signed_duration_since(file.last_modified) < grace_chrono {
+            collection.young.push(file);
+        } else {
+            collection.unnamed.push(file);
+        }
+    }
+    if delete && let Some(root) = store.local_root() {
+        for file in collection.unnamed.iter().filter(|f| f.staged) {
+            let path = root.join(&file.path);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        context: format!("removing {}", path.display()),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+    if delete && collection.unnamed.iter().any(|f| !f.staged) {
         let locations = futures::stream::iter(
             collection
                 .unnamed
                 .iter()
+                .filter(|f| !f.staged)
                 .map(|f| Ok(store.path(&f.path)))
                 .collect::<Vec<_>>(),
         )
@@ -168,6 +205,67 @@ pub async fn collect(
         }
     }
     Ok(collection)
+}
+
+/// The unfinished writes (`NAME#N`) under kitle's folders of the local store at `root`.
+async fn staged_writes(root: std::path::PathBuf) -> Result<Vec<Unnamed>> {
+    tokio::task::spawn_blocking(move || {
+        let io = |path: &std::path::Path, source| Error::Io {
+            context: format!("listing {}", path.display()),
+            source,
+        };
+        let mut found = Vec::new();
+        let mut stack = Vec::new();
+        let entries = match std::fs::read_dir(&root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(io(&root, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io(&root, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() && layout::is_own(&name) {
+                stack.push(entry.path());
+            }
+        }
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+                let entry = entry.map_err(|e| io(&dir, e))?;
+                let path = entry.path();
+                let meta = entry.metadata().map_err(|e| io(&path, e))?;
+                if meta.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !layout::is_staged_write(&name) {
+                    continue;
+                }
+                let Ok(relative) = path.strip_prefix(&root) else {
+                    continue;
+                };
+                let parts: Vec<String> = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                found.push(Unnamed {
+                    path: parts.join("/"),
+                    size: meta.len(),
+                    last_modified: meta
+                        .modified()
+                        .map(DateTime::<Utc>::from)
+                        .unwrap_or_else(|_| Utc::now()),
+                    staged: true,
+                });
+            }
+        }
+        Ok(found)
+    })
+    .await
+    .map_err(|e| Error::Io {
+        context: "listing unfinished writes".into(),
+        source: std::io::Error::other(e),
+    })?
 }
 
 /// Every string value inside `value` (object keys too: a state may key its files by path).
@@ -224,19 +322,23 @@ mod tests {
                 .await
                 .unwrap();
         }
+        // A write killed half-way on a local folder (hidden from the object store's listing).
+        let staged = format!("{}#7", layout::MANIFEST_FILE);
+        std::fs::write(dir.path().join(&staged), b"{").unwrap();
         let now = Utc::now();
         // Within the grace period: kept, listed as young.
         let young = collect(&store, Duration::from_secs(3600), now, true)
             .await
             .unwrap();
-        assert_eq!(young.examined, 5);
+        assert_eq!(young.examined, 6);
         assert_eq!(
             young.named, 4,
             "two versions, each a members file and a change log"
         );
         assert!(young.unnamed.is_empty());
-        assert_eq!(young.young.len(), 1);
+        assert_eq!(young.young.len(), 2);
         assert!(dir.path().join(&orphan).exists());
+        assert!(dir.path().join(&staged).exists());
         // A dry run past the grace period lists it and deletes nothing.
         let dry = collect(
             &store,
@@ -246,8 +348,9 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(dry.unnamed.len(), 1);
-        assert_eq!(dry.unnamed[0].path, orphan);
+        let listed: Vec<&str> = dry.unnamed.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(listed, [orphan.as_str(), staged.as_str()]);
+        assert!(dry.unnamed[1].staged);
         assert!(dir.path().join(&orphan).exists());
         // Asked to delete: gone; everything committed and the event file stay.
         let done = collect(
@@ -258,8 +361,10 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(done.unnamed.len(), 1);
+        assert_eq!(done.unnamed.len(), 2);
         assert!(!dir.path().join(&orphan).exists());
+        assert!(!dir.path().join(&staged).exists());
+        assert!(dir.path().join(layout::MANIFEST_FILE).exists());
         assert!(dir.path().join(event).exists());
         let manifest = read_manifest(&store).await.unwrap();
         for record in &manifest.segments["s"].history {

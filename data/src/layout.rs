@@ -89,6 +89,19 @@ pub fn is_collectable(relative: &str) -> bool {
     is_own(relative) && relative.ends_with(PARQUET_EXTENSION)
 }
 
+/// Whether `file_name` is a write in progress on a local folder: object_store's
+/// `LocalFileSystem` writes `NAME#N` and renames it to `NAME` when the write completes, so a
+/// process killed mid-write leaves `NAME#N` behind (its listings hide such files). Inside
+/// kitle's part of a store these are always garbage once old enough.
+pub fn is_staged_write(file_name: &str) -> bool {
+    match file_name.rsplit_once('#') {
+        Some((name, n)) => {
+            !name.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
 /// How long an unnamed file is left alone by `kitle gc` when the configuration does not say
 /// (`gc_grace_seconds`): a refresh writes its files before the commit that names them, so a
 /// young unnamed file may belong to a refresh still running.
@@ -117,6 +130,10 @@ mod tests {
         assert!(!is_collectable("events/date=2025-11-28/part-0.parquet"));
         assert!(!is_collectable("customers/part-0.parquet"));
         assert!(is_committed_object(DEFINITIONS_FILE));
+        assert!(is_staged_write("v0000000001-ab.parquet#12"));
+        assert!(is_staged_write("manifest.json#1"));
+        assert!(!is_staged_write("a#b.parquet"));
+        assert!(!is_staged_write("#1"));
         assert!(!is_committed_object("customers/x.json"));
     }
 
