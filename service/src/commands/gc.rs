@@ -64,11 +64,13 @@ pub async fn run(ctx: &Context, args: &GcArgs) -> Result<(), CliError> {
             "{} {:>10} bytes  written {}",
             if found.deleted { "deleted" } else { "unnamed" },
             file.size,
-            kitle_planner::format_instant(&file.last_modified)
+            file.last_modified.format("%Y-%m-%dT%H:%M:%SZ")
         );
         println!("  {}", file.path);
     }
-    let verb = if found.deleted {
+    let verb = if found.unnamed.is_empty() {
+        "nothing to delete"
+    } else if found.deleted {
         "deleted"
     } else {
         "would delete (run again with --delete)"
