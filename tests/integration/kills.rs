@@ -53,7 +53,7 @@ enum Op {
 }
 
 /// The phases, in the order the rounds go through them. `random` is a kill after a random
-/// delay (with a second refresh running beside it, so commits also race).
+/// delay (with two more refreshes running beside it, so commits also race).
 const PHASES: &[(Op, &str)] = &[
     (Op::Refresh, "refresh.evaluated"),
     (Op::Refresh, "refresh.members_written"),
@@ -72,6 +72,9 @@ const PHASES: &[(Op, &str)] = &[
 ];
 
 const SEGMENTS: usize = 3;
+
+/// The segments refreshed beside a randomly killed refresh, one process each.
+const BESIDE: [&str; 2] = ["seg-a", "seg-b"];
 
 /// A small deterministic generator (xorshift), so a campaign is reproducible from its seed.
 struct Draw(u64);
@@ -256,14 +259,14 @@ impl Campaign<'_> {
 
     /// After a kill: each segment kept its history or gained exactly one version; a refresh
     /// gained it for all its segments or for none. `true` when the killed run's commit landed.
-    /// `beside` is the segment a second refresh committed meanwhile (it may gain two
+    /// `beside` are the segments other refreshes committed meanwhile (each may gain two
     /// versions, and is left out of the all-or-none check).
     fn check_against(
         &self,
         op: Op,
         before: &Manifest,
         after: &Manifest,
-        beside: Option<&str>,
+        beside: &[&str],
         when: &str,
     ) -> bool {
         let mut gained = BTreeSet::new();
@@ -273,7 +276,7 @@ impl Campaign<'_> {
                 .get(segment)
                 .map_or(&[][..], |m| &m.history[..]);
             let new = &now.history;
-            let most = if beside == Some(segment.as_str()) {
+            let most = if beside.contains(&segment.as_str()) {
                 2
             } else {
                 1
@@ -289,7 +292,7 @@ impl Campaign<'_> {
                 old,
                 "{when}: {segment}'s history was rewritten"
             );
-            if new.len() > old.len() && beside != Some(segment.as_str()) {
+            if new.len() > old.len() && !beside.contains(&segment.as_str()) {
                 gained.insert(segment.clone());
             }
         }
@@ -298,7 +301,7 @@ impl Campaign<'_> {
                 let refreshed: BTreeSet<String> = before
                     .segments
                     .keys()
-                    .filter(|s| beside != Some(s.as_str()))
+                    .filter(|s| !beside.contains(&s.as_str()))
                     .cloned()
                     .collect();
                 assert!(
@@ -454,21 +457,24 @@ impl Campaign<'_> {
     }
 
     /// A refresh (CLI, or `serve` answering `POST /v1/refresh`) killed after a random delay
-    /// drawn from an uninterrupted refresh's length, while a second CLI refresh of one segment
-    /// runs beside it (it must succeed, re-applying its commit when the killed one's landed
-    /// first). Whether the first was killed before it ended.
+    /// drawn from an uninterrupted refresh's length, while two more CLI refreshes, of one
+    /// segment each ([`BESIDE`]), run beside it: they must succeed, re-applying their commit
+    /// when another landed first. Whether the first was killed before it ended.
     fn random_kill(&mut self, op: Op, at: &str) -> bool {
-        let beside_args = self.args(&["refresh", "seg-b", "--as-of", at]);
-        let mut beside = Command::new(kitle_binary());
-        beside
-            .args(&beside_args)
-            .current_dir(self.cwd)
-            .env_remove("KITLE_STORE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in &self.env {
-            beside.env(k, v);
-        }
+        let beside_command = |segment: &str| {
+            let mut beside = Command::new(kitle_binary());
+            beside
+                .args(self.args(&["refresh", segment, "--as-of", at]))
+                .current_dir(self.cwd)
+                .env_remove("KITLE_STORE")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (k, v) in &self.env {
+                beside.env(k, v);
+            }
+            beside
+        };
+        let mut beside: Vec<Command> = BESIDE.iter().map(|s| beside_command(s)).collect();
         // Up to a quarter past an uninterrupted refresh's length, so that some kills land at
         // the commit or after it (those that find the run ended are not counted as kills).
         let span = self.refresh_length.as_micros() as u64 * 5 / 4;
@@ -476,7 +482,7 @@ impl Campaign<'_> {
         match op {
             Op::Serve => {
                 let server = self.serve(&[]);
-                let beside = beside.spawn().unwrap();
+                let beside: Vec<_> = beside.iter_mut().map(|b| b.spawn().unwrap()).collect();
                 let client = {
                     let base = server.base.clone();
                     let at = at.to_string();
@@ -485,7 +491,7 @@ impl Campaign<'_> {
                 std::thread::sleep(delay);
                 drop(server); // SIGKILL
                 let answered = client.join().unwrap_or(false);
-                self.finish_beside(beside);
+                beside.into_iter().for_each(|b| self.finish_beside(b));
                 !answered
             }
             _ => {
@@ -500,12 +506,12 @@ impl Campaign<'_> {
                     cmd.env(k, v);
                 }
                 let mut child = cmd.spawn().unwrap();
-                let beside = beside.spawn().unwrap();
+                let beside: Vec<_> = beside.iter_mut().map(|b| b.spawn().unwrap()).collect();
                 std::thread::sleep(delay);
                 let ended = child.try_wait().unwrap().is_some();
                 let _ = child.kill();
                 let status = child.wait().unwrap();
-                self.finish_beside(beside);
+                beside.into_iter().for_each(|b| self.finish_beside(b));
                 !ended && killed(&status)
             }
         }
@@ -657,7 +663,7 @@ fn campaign(
         let was_killed = c.killed_run(op, point, round);
         let (after, definitions) = c.state();
         c.check_consistent(&after, false, &when);
-        let beside = (point == "random").then_some("seg-b");
+        let beside: &[&str] = if point == "random" { &BESIDE } else { &[] };
         let committed = c.check_against(op, &before, &after, beside, &when);
         match (op, point) {
             (Op::Put, "definitions.before_commit") => {
