@@ -22,6 +22,7 @@
 pub mod compile;
 pub mod decimal;
 pub mod definition;
+pub mod describe;
 pub mod error;
 pub mod explain;
 pub mod parse;
@@ -35,6 +36,7 @@ pub use definition::{
     AttributeCondition, Comparison, Condition, EventCondition, FollowUp, Measure, Op, Period,
     PropertyFilter, Refresh, SegmentDefinition, Value,
 };
+pub use describe::{ColumnDescription, EventTypeCount, StoreDescription};
 pub use error::{Error, Problem, Problems};
 pub use explain::{ConditionReport, MemberExplanation};
 pub use parse::{is_valid_id, parse_definition, parse_definitions};

@@ -58,6 +58,11 @@ pub struct ServeFile {
     /// How often the scheduler looks for due segments, in seconds (default 30); a failed run
     /// is retried at the next look.
     pub scheduler_tick_seconds: Option<u64>,
+    /// Serve the web console at `/` (default true).
+    pub console: Option<bool>,
+    /// Serve the console's files from this folder instead of the copy built into the binary
+    /// (for working on the console without rebuilding; `KITLE_CONSOLE_DIR`).
+    pub console_dir: Option<PathBuf>,
 }
 
 /// The validated `kitle serve` settings.
@@ -79,6 +84,10 @@ pub struct ServeConfig {
     pub scheduler: bool,
     /// How often the scheduler looks for due segments.
     pub scheduler_tick: std::time::Duration,
+    /// Whether `/` serves the web console.
+    pub console: bool,
+    /// Where the console's files are read from at each request; `None`: the copy built in.
+    pub console_dir: Option<PathBuf>,
 }
 
 /// The default listen address.
@@ -108,7 +117,8 @@ pub struct Overrides {
 
 impl Config {
     /// Reads `kitle.toml` (or the file `--config` names, which must then exist), then the
-    /// `KITLE_STORE`, `KITLE_STRICT` and `KITLE_TIME_ZONE` variables, then the flags.
+    /// `KITLE_STORE`, `KITLE_STRICT`, `KITLE_TIME_ZONE`, `KITLE_TOKENS`, `KITLE_LISTEN` and
+    /// `KITLE_CONSOLE_DIR` variables, then the flags.
     pub fn load(overrides: &Overrides) -> Result<Self, CliError> {
         let file = match &overrides.config_file {
             Some(path) => read_file(path)?,
@@ -179,6 +189,10 @@ impl Config {
             scheduler_tick: std::time::Duration::from_secs(
                 file.serve.scheduler_tick_seconds.unwrap_or(30).max(1),
             ),
+            console: file.serve.console.unwrap_or(true),
+            console_dir: env("KITLE_CONSOLE_DIR")
+                .map(PathBuf::from)
+                .or(file.serve.console_dir),
         };
         Ok(Self {
             serve,

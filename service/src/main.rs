@@ -11,6 +11,7 @@ mod http;
 mod index;
 mod output;
 mod progress;
+mod ready_made;
 mod scheduler;
 
 use std::path::PathBuf;
