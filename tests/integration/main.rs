@@ -1,10 +1,11 @@
 //! kitle's one integration-test binary.
 //!
 //! Every module runs against real parts: real Parquet files written by other tools, a real
-//! S3-compatible server on 127.0.0.1, the real `kitle` binary.
+//! S3-compatible server on 127.0.0.1, the real `kitle` binary, a real browser (Chromium).
 
 mod cli;
 mod conformance;
+mod console;
 mod http;
 mod reading;
 mod ready_made;
