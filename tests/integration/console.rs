@@ -471,6 +471,7 @@ async fn a_marketer_builds_saves_and_explains_a_segment_in_a_real_browser() {
     let words = b["sentences"].as_str().unwrap();
     assert!(words.contains("“Kara Liste”"), "{words}");
     assert!(words.contains("in the last 30 days"), "{words}");
+    assert!(words.contains("“Added to favourites”"), "{words}");
 
     // Saved: the store holds exactly that definition.
     let (status, stored) = get(&c, s.url(&format!("/v1/segments/{SLUG}")), Some(READ)).await;
@@ -505,6 +506,10 @@ async fn a_marketer_builds_saves_and_explains_a_segment_in_a_real_browser() {
     assert_eq!(page["size"], refreshes[0]["size"].to_string());
     assert!(page["notice"].as_str().unwrap().contains("Refreshed"));
     assert_eq!(page["json"], expected);
+    assert_eq!(
+        page["sentences"], b["sentences"],
+        "the same sentences on both pages"
+    );
     let size = refreshes[0]["size"].as_u64().unwrap() as usize;
     let limit = page["page_size"].as_u64().unwrap() as usize;
     assert!(limit > 0);

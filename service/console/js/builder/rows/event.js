@@ -232,14 +232,15 @@ register({
       abandonment ? followUpLines(cond, ctx) : measureLine(cond, ctx));
   },
   describe(cond, ctx) {
-    const names = types(cond.event).join(' or ');
+    const said = (list) => types(list).map((t) => `“${eventLabel(t)}”`).join(' or ');
+    const names = said(cond.event);
     const where = (cond.where ?? []).map((f) => testText(f.property, f, ctx.schema.events.find((c) => c.name === f.property)?.type));
     const filtered = where.length ? ` where ${where.join(' and ')}` : '';
     const period = periodText(cond.period);
     if (cond.not_followed_by) {
       const f = cond.not_followed_by;
       const fw = (f.where ?? []).map((x) => testText(x.property, x, undefined));
-      return `The latest ${names}${filtered} ${period} was not followed by ${types(f.event).join(' or ')}${fw.length ? ` where ${fw.join(' and ')}` : ''} within ${durationText(f.within)}`;
+      return `The latest ${names}${filtered} ${period} was not followed by ${said(f.event)}${fw.length ? ` where ${fw.join(' and ')}` : ''} within ${durationText(f.within)}`;
     }
     const [measure, column] = measureOf(cond);
     const label = MEASURES.find(([k]) => k === measure)?.[1] ?? measure;
