@@ -5,6 +5,7 @@
 //! skip-and-report of unreadable files ([`contract`], [`files`], [`tables`]), and the synthetic
 //! shop generator ([`generate`]). Nothing here knows what a segment means.
 
+pub mod blame;
 pub mod contract;
 pub mod error;
 pub mod files;
@@ -18,6 +19,7 @@ pub mod session;
 pub mod store;
 pub mod tables;
 
+pub use blame::{Blame, classify};
 pub use error::{Error, Result};
 pub use progress::{NoProgress, Progress};
 pub use store::{S3Options, Store, StoreConfig};
