@@ -64,6 +64,16 @@ class Driver:
         page.wait_for_timeout(150)
         page.screenshot(path=path, full_page=True)
         self.report.setdefault("screenshots", []).append(path)
+        # Accessible basics: every visible control of the page has a label a screen reader
+        # announces (a <label>, aria-label or aria-labelledby), and every button a name.
+        self.report.setdefault("unlabelled", {})[name] = page.eval_on_selector_all(
+            "input:not([type=hidden]), select, textarea, button",
+            """els => els.filter(e => e.offsetParent !== null).filter(e => {
+                if (e.tagName === 'BUTTON') return !(e.textContent.trim() || e.getAttribute('aria-label'));
+                return !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                    && !e.getAttribute('aria-labelledby');
+            }).map(e => e.outerHTML.slice(0, 160))""",
+        )
 
     def ready(self, page, name, route=None):
         """Waits until the page (of `route`, a hash, when given) has rendered (or failed)."""
@@ -187,7 +197,9 @@ class Driver:
         self.shot(page, "builder-problem")
         third.locator('[data-key="period-length-n"]').fill("30")
 
-        add("event")
+        # The last row is added from the keyboard: the "+ Event" button focused, Enter.
+        root.locator(':scope > .row-body [data-add="event"]').first.focus()
+        page.keyboard.press("Enter")
         fourth = row(3)
         fourth.locator('[data-key="type-0"]').select_option("order_created")
         fourth.locator('[data-key="op"]').select_option("eq")

@@ -653,6 +653,16 @@ async fn a_marketer_builds_saves_and_explains_a_segment_in_a_real_browser() {
     assert_eq!(read["save_button"], 0);
     assert_eq!(read["read_only_note"], 1);
 
+    // Every control of every page has a label, every button a name.
+    for (name, unlabelled) in r["unlabelled"].as_object().unwrap() {
+        assert_eq!(
+            unlabelled,
+            &json!([]),
+            "unlabelled controls on the {name} page"
+        );
+    }
+    assert!(r["unlabelled"].as_object().unwrap().len() >= 7);
+
     // No script errors on any page.
     assert_eq!(r["admin_errors"], json!([]));
     assert_eq!(read["errors"], json!([]));
