@@ -233,7 +233,7 @@ fn artefacts() -> PathBuf {
 
 /// Runs the Playwright driver, at most `limit`, and reads its report.
 fn drive(base: &str, out: &Path, limit: Duration) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("console/drive.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/console/drive.py");
     let mut child = Command::new("python3")
         .arg(&script)
         .args(["--base", base, "--admin-token", ADMIN, "--read-token", READ])
