@@ -3,84 +3,38 @@
 //! - the ready-made segments of `queries/segments/` (`kitle demo`, `GET /v1/templates`);
 //! - the console's static files of `console/` (HTML, CSS, ES modules, the vendored chart
 //!   library), each with an entity tag computed here, so that `kitle serve` answers `/` alone.
+//!
+//! A folder that cannot be read, or holds nothing to embed, fails the build (see
+//! `build_support.rs`, which the service's unit tests exercise).
 
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+mod build_support;
+
+use std::path::Path;
 
 fn main() {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    ready_made(
-        &here.join("../queries/segments"),
-        &out.join("ready_made.rs"),
-    );
-    console(&here.join("console"), &out.join("console_assets.rs"));
-}
+    let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
+    let out_dir = Path::new(&out_dir);
 
-fn ready_made(dir: &Path, target: &Path) {
+    let dir = here.join("../queries/segments");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    let mut out = String::from("&[\n");
+    let files = build_support::ready_made_files(&dir).unwrap_or_else(|e| panic!("{e}"));
     for path in &files {
         println!("cargo:rerun-if-changed={}", path.display());
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        out.push_str(&format!(
-            "    ({name:?}, include_str!({:?})),\n",
-            path.canonicalize().unwrap().display().to_string()
-        ));
     }
-    out.push(']');
-    std::fs::write(target, out).unwrap();
-}
+    let source = build_support::include_list(&files).unwrap_or_else(|e| panic!("{e}"));
+    write(&out_dir.join("ready_made.rs"), &source);
 
-/// Every file under `dir` (recursively, sorted), as `(relative path, bytes, etag)`.
-fn console(dir: &Path, target: &Path) {
-    println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files = Vec::new();
-    walk(dir, &mut files);
-    files.sort();
-    let mut out = String::from("&[\n");
-    for path in &files {
+    let dir = here.join("console");
+    let (folders, files) = build_support::console_files(&dir).unwrap_or_else(|e| panic!("{e}"));
+    for path in folders.iter().chain(&files) {
         println!("cargo:rerun-if-changed={}", path.display());
-        let relative = path
-            .strip_prefix(dir)
-            .unwrap()
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().to_string())
-            .collect::<Vec<_>>()
-            .join("/");
-        let bytes = std::fs::read(path).unwrap();
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        bytes.hash(&mut hasher);
-        let etag = format!("\"{:016x}\"", hasher.finish());
-        out.push_str(&format!(
-            "    ({relative:?}, include_bytes!({:?}), {etag:?}),\n",
-            path.canonicalize().unwrap().display().to_string()
-        ));
     }
-    out.push(']');
-    std::fs::write(target, out).unwrap();
+    let source = build_support::asset_list(&dir, &files).unwrap_or_else(|e| panic!("{e}"));
+    write(&out_dir.join("console_assets.rs"), &source);
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            println!("cargo:rerun-if-changed={}", path.display());
-            walk(&path, files);
-        } else {
-            files.push(path);
-        }
-    }
+fn write(target: &Path, source: &str) {
+    std::fs::write(target, source)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", target.display()));
 }

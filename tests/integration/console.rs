@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kitle_tests::{Server, conformance_store, copy_tree, kitle_binary};
+use crate::support::{Server, conformance_store, copy_tree, kitle_binary};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
