@@ -260,8 +260,22 @@ impl ContractTables {
     /// How many events of each `event_type` the store holds (each `event_id` once), most
     /// frequent first, for builders that offer the event types present. Reads only the
     /// `event_id`, `event_type`, `ts` and partition columns of the readable event files.
-    pub async fn event_type_counts(&self) -> Result<Vec<(String, u64)>> {
-        let ctx = crate::session::new_context(&self.store);
+    ///
+    /// The scan runs under `limits` (a read token may ask for it through `GET /v1/schema`).
+    pub async fn event_type_counts(
+        &self,
+        limits: &crate::session::Limits,
+    ) -> Result<Vec<(String, u64)>> {
+        const WHAT: &str = "counting the event types";
+        let limits = limits.start(WHAT);
+        limits.run(WHAT, self.count_event_types(&limits)).await
+    }
+
+    async fn count_event_types(
+        &self,
+        limits: &crate::session::Limits,
+    ) -> Result<Vec<(String, u64)>> {
+        let ctx = crate::session::context_with(&self.store, limits);
         self.install_store(&ctx);
         let source = self.events_source()?;
         let keys = [layout::EVENTS_PARTITION_COLUMN, "event_id"];

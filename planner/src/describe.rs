@@ -95,23 +95,29 @@ pub fn describe_columns_of(
 }
 
 /// The event types present with their counts (a scan of the event files' type and id
-/// columns).
-pub async fn event_types_of(tables: &ContractTables) -> Result<Vec<EventTypeCount>, Error> {
+/// columns, under `limits`).
+pub async fn event_types_of(
+    tables: &ContractTables,
+    limits: &kitle_data::session::Limits,
+) -> Result<Vec<EventTypeCount>, Error> {
     Ok(tables
-        .event_type_counts()
+        .event_type_counts(limits)
         .await?
         .into_iter()
         .map(|(event_type, count)| EventTypeCount { event_type, count })
         .collect())
 }
 
-/// The whole description of the store.
-pub async fn describe_store(tables: &ContractTables) -> Result<StoreDescription, Error> {
+/// The whole description of the store (the count's scan under `limits`).
+pub async fn describe_store(
+    tables: &ContractTables,
+    limits: &kitle_data::session::Limits,
+) -> Result<StoreDescription, Error> {
     let (customers, events) = describe_columns_of(tables);
     Ok(StoreDescription {
         customers,
         events,
-        event_types: event_types_of(tables).await?,
+        event_types: event_types_of(tables, limits).await?,
     })
 }
 

@@ -240,8 +240,9 @@ impl Engine {
 
     /// The store as a segment builder sees it: columns with their operators, and the event
     /// types present with their counts. The counts need a scan of the events, so they are
-    /// kept until the readable event files change (a file lands or is replaced).
-    pub async fn describe(&self) -> Result<StoreDescription, PlannerError> {
+    /// kept until the readable event files change (a file lands or is replaced); the scan runs
+    /// under `limits`.
+    pub async fn describe(&self, limits: &Limits) -> Result<StoreDescription, PlannerError> {
         let tables = ContractTables::load(&self.store, &self.cache).await?;
         let key = tables.files(ContractTable::Events).fingerprint();
         let cached = self
@@ -253,7 +254,7 @@ impl Engine {
         let event_types = match cached {
             Some((_, counted)) => counted,
             None => {
-                let counted = Arc::new(event_types_of(&tables).await?);
+                let counted = Arc::new(event_types_of(&tables, limits).await?);
                 *self.event_types.lock().expect("event types lock") =
                     Some((key, Arc::clone(&counted)));
                 counted

@@ -328,8 +328,7 @@ class Driver:
         page.get_by_role("button", name="Look up").click()
         self.ready(page, "customers", f"#/customers/{member}")
         page.locator("#explain-segment").select_option(segment_id)
-        page.wait_for_selector(f'#explanation a[href="#/segments/{segment_id}"]')
-        page.wait_for_selector("#explain-conditions")
+        page.wait_for_selector(f'#explanation[data-segment="{segment_id}"] #explain-conditions')
         self.report["customer"] = {
             "id": member,
             "segments": page.eval_on_selector_all(

@@ -62,9 +62,16 @@ fn columns(list: Vec<kitle_planner::ColumnDescription>) -> Vec<SchemaColumn> {
 /// The columns of both tables with their type families and operators, and the event types
 /// present with their counts.
 #[utoipa::path(get, path = "/v1/schema", tag = "schema",
-    responses((status = 200, body = StoreSchema), (status = 500, body = ErrorBody)))]
+    responses((status = 200, body = StoreSchema),
+        (status = 400, description = "Counting the event types ran past the preview limits (`limit_exceeded`, naming the key)", body = ErrorBody),
+        (status = 500, body = ErrorBody)))]
 pub async fn schema(state: Shared) -> Result<Json<StoreSchema>, ApiError> {
-    let described = state.engine.describe().await?;
+    // A read token may ask for this: the first count (a scan of the events) runs under the
+    // preview limits.
+    let described = state
+        .engine
+        .describe(&state.config.preview_limits())
+        .await?;
     Ok(Json(StoreSchema {
         customers: columns(described.customers),
         events: columns(described.events),

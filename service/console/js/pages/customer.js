@@ -49,12 +49,22 @@ export async function render(view, { id, segment }) {
     h('h2', { id: 'why-title' }, 'Why (not) in a segment?'),
     h('div', { class: 'fields' }, field('Segment', which), explainButton),
     answer));
+  // Only the answer for the latest choice is shown: an earlier one that arrives later is
+  // dropped (choosing another segment while one is evaluated must not show the old one).
+  let asked = 0;
   const explain = async () => {
+    asked += 1;
+    const mine = asked;
+    const wanted = which.value;
+    delete answer.dataset.segment;
     answer.replaceChildren(h('p', { class: 'muted' }, 'Evaluating the definition for this customer…'));
     try {
-      const lookup = await api.lookup(which.value, id, true);
-      answer.replaceChildren(explanation(lookup, which.value, names));
+      const lookup = await api.lookup(wanted, id, true);
+      if (mine !== asked) return;
+      answer.replaceChildren(explanation(lookup, wanted, names));
+      answer.dataset.segment = wanted;
     } catch (e) {
+      if (mine !== asked) return;
       answer.replaceChildren(errorNotice(e));
     }
   };
