@@ -12,6 +12,7 @@ mod console;
 mod failures;
 mod fuzz_replay;
 mod http;
+mod kills;
 mod openapi;
 mod reading;
 mod ready_made;
