@@ -168,7 +168,7 @@ impl Backend<'_> {
             Backend::S3 { server, prefix } => StoreConfig {
                 url: format!("s3://{S3_BUCKET}/{prefix}"),
                 s3: server.options(),
-                strict: false,
+                ..StoreConfig::default()
             },
         }
     }

@@ -7,9 +7,12 @@
 
 pub mod blame;
 pub mod contract;
+pub mod erasure;
 pub mod error;
 pub mod files;
+pub mod functions;
 pub mod generate;
+pub mod identity;
 pub mod json;
 pub mod layout;
 pub mod memberships;

@@ -67,6 +67,17 @@ impl SegmentMemberships {
 pub struct Manifest {
     /// Segment id → its memberships.
     pub segments: BTreeMap<String, SegmentMemberships>,
+    /// Every erased customer (by the SHA-256 of their id), oldest first: excluded from every
+    /// evaluation from then on (see [`crate::erasure`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erasures: Vec<crate::erasure::Erasure>,
+}
+
+impl Manifest {
+    /// The SHA-256 of every erased customer id.
+    pub fn erased_hashes(&self) -> std::collections::BTreeSet<String> {
+        self.erasures.iter().map(|e| e.sha256.clone()).collect()
+    }
 }
 
 /// A member of a segment: the customer and the `as_of` at which they entered.

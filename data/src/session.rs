@@ -32,7 +32,17 @@ pub fn new_context(store: &Store) -> SessionContext {
         .build_arc()
         .expect("default runtime builds");
     runtime.register_object_store(store.base_url(), Arc::clone(store.object_store()));
-    SessionContext::new_with_config_rt(session_config(), runtime)
+    with_functions(SessionContext::new_with_config_rt(
+        session_config(),
+        runtime,
+    ))
+}
+
+/// `ctx` with kitle's own functions registered ([`crate::functions::register`]): every
+/// session kitle builds goes through here.
+fn with_functions(ctx: SessionContext) -> SessionContext {
+    crate::functions::register(&ctx);
+    ctx
 }
 
 /// [`new_context`] with a memory limit for query execution (operators that cannot spill fail
@@ -43,5 +53,8 @@ pub fn new_limited_context(store: &Store, memory_limit: usize) -> SessionContext
         .build_arc()
         .expect("runtime with a memory pool builds");
     runtime.register_object_store(store.base_url(), Arc::clone(store.object_store()));
-    SessionContext::new_with_config_rt(session_config(), runtime)
+    with_functions(SessionContext::new_with_config_rt(
+        session_config(),
+        runtime,
+    ))
 }

@@ -21,6 +21,9 @@ pub struct FileConfig {
     pub strict: Option<bool>,
     /// The store's IANA time zone.
     pub time_zone: Option<String>,
+    /// Whose events are whose: `customer_id` or `stitched` (recorded in the store by its first
+    /// write; a process configured otherwise refuses to write).
+    pub identity: Option<String>,
     /// S3 connection settings (each falls back to the `AWS_*` variables).
     pub s3: S3Options,
     /// `kitle serve` settings.
@@ -108,7 +111,8 @@ pub struct Overrides {
 
 impl Config {
     /// Reads `kitle.toml` (or the file `--config` names, which must then exist), then the
-    /// `KITLE_STORE`, `KITLE_STRICT` and `KITLE_TIME_ZONE` variables, then the flags.
+    /// `KITLE_STORE`, `KITLE_STRICT`, `KITLE_TIME_ZONE` and `KITLE_IDENTITY` variables, then the
+    /// flags.
     pub fn load(overrides: &Overrides) -> Result<Self, CliError> {
         let file = match &overrides.config_file {
             Some(path) => read_file(path)?,
@@ -138,6 +142,15 @@ impl Config {
                 "time_zone {zone_name:?} is not an IANA time zone name (e.g. Europe/Istanbul)"
             ))
         })?;
+        let identity = match env("KITLE_IDENTITY").or(file.identity) {
+            Some(text) => Some(text.parse::<kitle_data::identity::Identity>().map_err(|_| {
+                CliError::input(format!(
+                    "identity {text:?} is neither `customer_id` nor `stitched` (identity in \
+                     kitle.toml, KITLE_IDENTITY)"
+                ))
+            })?),
+            None => None,
+        };
         let mut tokens = file.serve.tokens.clone();
         if let Some(list) = env("KITLE_TOKENS") {
             for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -186,6 +199,7 @@ impl Config {
                 url,
                 s3: file.s3,
                 strict,
+                identity,
             },
             time_zone,
         })

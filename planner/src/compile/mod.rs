@@ -470,6 +470,9 @@ impl<'a> Compiler<'a> {
                 .is_true()
             }
             Condition::Event(e) => self.event(e)?,
+            Condition::Sequence(_) => {
+                return Err(CompileError::new("PLACEHOLDER sequence").into());
+            }
         })
     }
 
@@ -1157,7 +1160,7 @@ impl<'a> Compiler<'a> {
                 .filter(|a| *a != CID)
                 .map(|a| col(Column::from_name(a))),
         );
-        let mut plan = LogicalPlanBuilder::from(self.tables.customers_plan(Some(self.as_of))?);
+        let mut plan = LogicalPlanBuilder::from(self.tables.universe_plan(Some(self.as_of))?);
         if let Some(only) = &self.only {
             plan = plan.filter(col(CID).eq(lit(only.clone())))?;
         }
