@@ -46,6 +46,11 @@ pub struct RefreshRecord {
     pub members: String,
     /// Change-log file, relative to the store root.
     pub changes: String,
+    /// Whether this version is an erasure's (the previous one without the erased customers,
+    /// nothing re-evaluated): its change log holds the erasure's own `exited` entries, the one
+    /// trace of an erased id kitle keeps.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erasure: bool,
 }
 
 /// The state of one segment's memberships: every refresh, the last one current.
@@ -188,6 +193,20 @@ pub enum ChangeKind {
     Entered,
     /// Stopped being a member.
     Exited,
+    /// The entry at this position was erased (its customer was forgotten): it keeps its place
+    /// so that feed cursors stay valid, and is never shown.
+    Erased,
+}
+
+impl ChangeKind {
+    /// The value of the `change` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Entered => "entered",
+            ChangeKind::Exited => "exited",
+            ChangeKind::Erased => "erased",
+        }
+    }
 }
 
 /// One entry of a change log: who, which way, at which refresh's `as_of`.
@@ -219,7 +238,12 @@ pub async fn read_changes(store: &Store, relative: &str) -> Result<Vec<Change>> 
             let change = match kinds.value(i) {
                 "entered" => ChangeKind::Entered,
                 "exited" => ChangeKind::Exited,
-                _ => return Err(corrupt("a change that is neither `entered` nor `exited`")),
+                "erased" => ChangeKind::Erased,
+                _ => {
+                    return Err(corrupt(
+                        "a change that is neither `entered`, `exited` nor `erased`",
+                    ));
+                }
             };
             changes.push(Change {
                 customer_id: ids.value(i).to_string(),
@@ -255,10 +279,7 @@ pub async fn commit(
     manifest: &Manifest,
     versions: &[NewVersion],
 ) -> Result<Manifest> {
-    let nonce = format!(
-        "{:x}",
-        Utc::now().timestamp_nanos_opt().unwrap_or_default() ^ i64::from(std::process::id())
-    );
+    let nonce = nonce();
     let mut next = manifest.clone();
     for v in versions {
         let state = next.segments.entry(v.segment.clone()).or_default();
@@ -276,11 +297,21 @@ pub async fn commit(
             duration_ms: v.duration_ms,
             members: members_path,
             changes: changes_path,
+            erasure: false,
         });
     }
     let json = serde_json::to_vec_pretty(&next).expect("the manifest serialises");
     put(store, layout::MANIFEST_FILE, Bytes::from(json)).await?;
     Ok(next)
+}
+
+/// A name part no other writer uses (the instant and the process), so that a crashed or
+/// concurrent writer never overwrites a file another manifest may name.
+pub(crate) fn nonce() -> String {
+    format!(
+        "{:x}",
+        Utc::now().timestamp_nanos_opt().unwrap_or_default() ^ i64::from(std::process::id())
+    )
 }
 
 /// Forgets a segment's memberships (after its definition was removed). Its files stay, named by
@@ -362,6 +393,62 @@ fn changes_parquet(v: &NewVersion) -> Result<Bytes> {
     write_parquet(batch)
 }
 
+/// A members file of `segment` holding `members` (sorted by customer id).
+pub(crate) fn members_file_bytes(segment: &str, members: &[Member]) -> Result<Bytes> {
+    let n = members.len();
+    let segments: StringArray = std::iter::repeat_n(Some(segment), n).collect();
+    let ids: StringArray = members
+        .iter()
+        .map(|m| Some(m.customer_id.as_str()))
+        .collect();
+    let since = TimestampMicrosecondArray::from(
+        members
+            .iter()
+            .map(|m| m.since.timestamp_micros())
+            .collect::<Vec<_>>(),
+    )
+    .with_timezone(crate::contract::UTC);
+    let batch = RecordBatch::try_new(
+        members_schema(),
+        vec![Arc::new(segments), Arc::new(ids), Arc::new(since)],
+    )?;
+    write_parquet(batch)
+}
+
+/// A change log of `segment` holding `changes` in this order; an erased position is written
+/// with an empty `customer_id` and `change` = `erased`.
+pub(crate) fn changes_file_bytes(segment: &str, changes: &[Change]) -> Result<Bytes> {
+    let n = changes.len();
+    let segments: StringArray = std::iter::repeat_n(Some(segment), n).collect();
+    let ids: StringArray = changes
+        .iter()
+        .map(|c| {
+            Some(match c.change {
+                ChangeKind::Erased => "",
+                _ => c.customer_id.as_str(),
+            })
+        })
+        .collect();
+    let kinds: StringArray = changes.iter().map(|c| Some(c.change.as_str())).collect();
+    let at = TimestampMicrosecondArray::from(
+        changes
+            .iter()
+            .map(|c| c.at.timestamp_micros())
+            .collect::<Vec<_>>(),
+    )
+    .with_timezone(crate::contract::UTC);
+    let batch = RecordBatch::try_new(
+        changes_schema(),
+        vec![
+            Arc::new(segments),
+            Arc::new(ids),
+            Arc::new(kinds),
+            Arc::new(at),
+        ],
+    )?;
+    write_parquet(batch)
+}
+
 /// Reads the stored definitions (`id` → JSON document); empty when none were stored.
 pub async fn read_definitions(store: &Store) -> Result<BTreeMap<String, serde_json::Value>> {
     match store
@@ -416,9 +503,20 @@ pub async fn register_tables(
         "memberships",
         files_table(store, &current, members_schema())?,
     )?;
+    // Placeholders of erased entries keep their positions in the logs but are no changes.
+    let logs = datafusion::logical_expr::LogicalPlanBuilder::scan(
+        "segment_changes",
+        datafusion::datasource::provider_as_source(files_table(store, &changes, changes_schema())?),
+        None,
+    )?
+    .filter(
+        datafusion::prelude::col("change")
+            .not_eq(datafusion::prelude::lit(ChangeKind::Erased.as_str())),
+    )?
+    .build()?;
     ctx.register_table(
         "segment_changes",
-        files_table(store, &changes, changes_schema())?,
+        Arc::new(datafusion::datasource::ViewTable::new(logs, None)),
     )?;
 
     let mut ids = Vec::new();

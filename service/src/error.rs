@@ -40,7 +40,8 @@ impl From<kitle_data::Error> for CliError {
     fn from(e: kitle_data::Error) -> Self {
         match e {
             kitle_data::Error::InvalidStoreUrl { .. }
-            | kitle_data::Error::InvalidArgument { .. } => Self::input(e.to_string()),
+            | kitle_data::Error::InvalidArgument { .. }
+            | kitle_data::Error::IdentityMismatch { .. } => Self::input(e.to_string()),
             other => Self::runtime(other.to_string()),
         }
     }

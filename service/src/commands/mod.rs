@@ -1,6 +1,8 @@
 //! One module per command of the CLI.
 
+pub mod erase;
 pub mod generate;
+pub mod identity;
 pub mod refresh;
 pub mod segment;
 pub mod serve;

@@ -125,6 +125,12 @@ impl From<kitle_planner::Error> for ApiError {
 
 impl From<kitle_data::Error> for ApiError {
     fn from(e: kitle_data::Error) -> Self {
+        if let kitle_data::Error::IdentityMismatch { .. } = e {
+            return Self::new(StatusCode::CONFLICT, "identity_mismatch", e.to_string());
+        }
+        if let kitle_data::Error::InvalidArgument { .. } = e {
+            return Self::bad("invalid_parameter", e.to_string());
+        }
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store_error",
