@@ -25,7 +25,9 @@ use crate::layout;
 use crate::store::Store;
 
 /// Whose events are whose.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Identity {
     /// An event belongs to its `customer_id`; anonymous events count for nobody.

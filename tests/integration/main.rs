@@ -5,6 +5,7 @@
 
 mod cli;
 mod conformance;
+mod erasure;
 mod http;
 mod reading;
 mod ready_made;
