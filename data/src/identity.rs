@@ -6,8 +6,10 @@
 //!
 //! The setting is recorded **in the store** (`layout::IDENTITY_FILE`), so that every process
 //! reading the store — the CLI, the service, its replicas — agrees on it. A process may also be
-//! configured with a value (`identity` in `kitle.toml`, `KITLE_IDENTITY`): the first write to a
-//! store records the configured value (or the default); later, a process configured with a
+//! configured with a value (`identity` in `kitle.toml`, `KITLE_IDENTITY`): the first write of
+//! kitle's own objects to a store (definitions, memberships, an erasure; not the generator's
+//! `customers/` and `events/`, which stand for other systems' data) records the configured
+//! value (or the default); later, a process configured with a
 //! value that differs from the recorded one refuses to write and says so. A process that is
 //! not configured follows what the store records. [`set_identity`] (`kitle identity set`)
 //! changes the recorded value on purpose; the next refresh uses it.

@@ -279,6 +279,7 @@ pub async fn commit(
     manifest: &Manifest,
     versions: &[NewVersion],
 ) -> Result<Manifest> {
+    crate::identity::ensure_writable(store).await?;
     let nonce = nonce();
     let mut next = manifest.clone();
     for v in versions {
@@ -317,6 +318,7 @@ pub(crate) fn nonce() -> String {
 /// Forgets a segment's memberships (after its definition was removed). Its files stay, named by
 /// no manifest.
 pub async fn forget(store: &Store, segment: &str) -> Result<()> {
+    crate::identity::ensure_writable(store).await?;
     let mut manifest = read_manifest(store).await?;
     if manifest.segments.remove(segment).is_some() {
         let json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
@@ -473,6 +475,7 @@ pub async fn write_definitions(
     store: &Store,
     definitions: &BTreeMap<String, serde_json::Value>,
 ) -> Result<()> {
+    crate::identity::ensure_writable(store).await?;
     let json = serde_json::to_vec_pretty(definitions).expect("JSON values serialise");
     put(store, layout::DEFINITIONS_FILE, Bytes::from(json)).await
 }

@@ -228,6 +228,13 @@ pub async fn refresh(
 
     progress.start("writing", targets.len() as u64);
     let manifest = memberships::read_manifest(store).await?;
+    // Customers erased while this refresh ran (the universe was read before): never brought
+    // back.
+    let erased_meanwhile: BTreeSet<String> = manifest
+        .erased_hashes()
+        .difference(tables.erased())
+        .cloned()
+        .collect();
     let duration_ms = started.elapsed().as_millis() as u64;
     let mut versions = Vec::new();
     for id in &targets {
@@ -237,7 +244,10 @@ pub async fn refresh(
                 .into_iter()
                 .map(|m| (m.customer_id, m.since))
                 .collect();
-        let now = evaluated.get(id).cloned().unwrap_or_default();
+        let mut now = evaluated.get(id).cloned().unwrap_or_default();
+        if !erased_meanwhile.is_empty() {
+            now.retain(|c| !erased_meanwhile.contains(&kitle_data::erasure::id_hash(c)));
+        }
         let now_set: BTreeSet<&str> = now.iter().map(String::as_str).collect();
         let entered: Vec<String> = now
             .iter()

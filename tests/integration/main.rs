@@ -7,6 +7,7 @@ mod cli;
 mod conformance;
 mod erasure;
 mod http;
+mod identity;
 mod reading;
 mod ready_made;
 mod segments;
