@@ -404,6 +404,15 @@ async fn erasure_forgets_a_customer_in_every_file_and_keeps_them_out() {
     )
     .await;
     assert_eq!(explained["in_universe"], json!(false), "{explained}");
+    let (status, preview) = call(
+        c.post(s.url("/v1/segments/preview")).json(&json!({
+            "definition": {"id": "only-them", "condition":
+                {"attribute": "customer_id", "op": "eq", "value": x}},
+            "as_of": refreshes[1]})),
+        READ,
+    )
+    .await;
+    assert_eq!((status, preview["size"].clone()), (StatusCode::OK, json!(0)), "{preview}");
     let (found, _) = references(&store, &x);
     assert!(
         found.is_empty(),

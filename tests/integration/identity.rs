@@ -119,7 +119,7 @@ async fn identity_is_the_stores_setting_and_stitching_follows_it() {
             "json",
         ],
     );
-    assert!(owners[0]["ids"].as_u64().unwrap() > 50, "{owners}");
+    assert!(owners[0]["ids"].as_u64().unwrap() > 20, "{owners}");
     assert_eq!(owners[0]["ids"], owners[0]["distinct_ids"]);
     let latest = json_out(
         d,
