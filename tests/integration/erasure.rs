@@ -412,7 +412,11 @@ async fn erasure_forgets_a_customer_in_every_file_and_keeps_them_out() {
         READ,
     )
     .await;
-    assert_eq!((status, preview["size"].clone()), (StatusCode::OK, json!(0)), "{preview}");
+    assert_eq!(
+        (status, preview["size"].clone()),
+        (StatusCode::OK, json!(0)),
+        "{preview}"
+    );
     let (found, _) = references(&store, &x);
     assert!(
         found.is_empty(),
