@@ -384,18 +384,27 @@ async fn customer_ids(store: &Store, relative: &str) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Replaces the manifest with what `change` makes of the current one; returns the value
-/// `change` gave with it.
+/// Replaces the manifest with what `change` makes of the current one, conditionally (through
+/// [`crate::commit::update_json`]: when another writer committed first, `change` is applied
+/// again to what it committed); returns the value the committed application of `change` gave.
 async fn commit_manifest<T, F, Fut>(store: &Store, mut change: F) -> Result<T>
 where
     F: FnMut(Manifest) -> Fut,
     Fut: std::future::Future<Output = Result<(Manifest, T)>>,
 {
-    let current = read_manifest(store).await?;
-    let (next, value) = change(current).await?;
-    let json = serde_json::to_vec_pretty(&next).expect("the manifest serialises");
-    put(store, layout::MANIFEST_FILE, Bytes::from(json)).await?;
-    Ok(value)
+    let value: std::sync::Mutex<Option<T>> = std::sync::Mutex::new(None);
+    let value_ref = &value;
+    crate::commit::update_json(store, layout::MANIFEST_FILE, |current: Manifest| {
+        let applied = change(current);
+        async move {
+            let (next, v) = applied.await?;
+            *value_ref.lock().expect("commit value") = Some(v);
+            Ok::<_, Error>(next)
+        }
+    })
+    .await?;
+    let committed = value.lock().expect("commit value").take();
+    Ok(committed.expect("a committed change gave its value"))
 }
 
 async fn put(store: &Store, relative: &str, bytes: Bytes) -> Result<()> {

@@ -17,9 +17,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -117,46 +116,59 @@ pub async fn effective_identity(store: &Store) -> Result<Identity> {
 /// [`Error::IdentityMismatch`] when this process is configured with another value than the
 /// recorded one. Returns the setting in force.
 pub async fn ensure_writable(store: &Store) -> Result<Identity> {
-    match recorded_identity(store).await? {
-        Some(record) => match store.configured_identity() {
-            Some(configured) if configured != record.identity => Err(Error::IdentityMismatch {
-                recorded: record.identity.to_string(),
-                configured: configured.to_string(),
-            }),
-            _ => Ok(record.identity),
-        },
+    let recorded = match recorded_identity(store).await? {
+        Some(record) => record.identity,
+        // The first write: record the configured value, unless another process recorded one
+        // meanwhile (the commit is conditional), which then stands.
         None => {
-            let identity = store.configured_identity().unwrap_or_default();
-            write(store, identity).await?;
-            Ok(identity)
+            let configured = store.configured_identity().unwrap_or_default();
+            let committed = crate::commit::update_json(
+                store,
+                layout::IDENTITY_FILE,
+                |current: Option<IdentityRecord>| async move {
+                    Ok::<_, Error>(Some(current.unwrap_or(IdentityRecord {
+                        identity: configured,
+                        recorded_at: Utc::now(),
+                    })))
+                },
+            )
+            .await?;
+            committed.value.map_or(configured, |r| r.identity)
         }
+    };
+    match store.configured_identity() {
+        Some(configured) if configured != recorded => Err(Error::IdentityMismatch {
+            recorded: recorded.to_string(),
+            configured: configured.to_string(),
+        }),
+        _ => Ok(recorded),
     }
 }
 
 /// Records `identity` as the store's setting on purpose (`kitle identity set`), whatever was
-/// recorded or configured before; returns what was recorded before.
+/// recorded or configured before (a conditional commit, like every one of kitle's small
+/// objects); returns what was recorded before.
 pub async fn set_identity(store: &Store, identity: Identity) -> Result<Option<Identity>> {
-    let before = recorded_identity(store).await?.map(|r| r.identity);
-    if before != Some(identity) {
-        write(store, identity).await?;
-    }
-    Ok(before)
-}
-
-async fn write(store: &Store, identity: Identity) -> Result<()> {
-    let record = IdentityRecord {
-        identity,
-        recorded_at: Utc::now(),
-    };
-    let json = serde_json::to_vec_pretty(&record).expect("the record serialises");
-    store
-        .object_store()
-        .put(
-            &store.path(layout::IDENTITY_FILE),
-            PutPayload::from_bytes(Bytes::from(json)),
-        )
-        .await?;
-    Ok(())
+    let before: std::sync::Mutex<Option<Identity>> = std::sync::Mutex::new(None);
+    let before_ref = &before;
+    crate::commit::update_json(
+        store,
+        layout::IDENTITY_FILE,
+        |current: Option<IdentityRecord>| async move {
+            let previous = current.as_ref().map(|r| r.identity);
+            *before_ref.lock().expect("identity lock") = previous;
+            Ok::<_, Error>(if previous == Some(identity) {
+                current
+            } else {
+                Some(IdentityRecord {
+                    identity,
+                    recorded_at: Utc::now(),
+                })
+            })
+        },
+    )
+    .await?;
+    Ok(before.into_inner().expect("identity lock"))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use kitle_data::files::FooterCache;
 use kitle_data::memberships::{self, Change, Manifest, Member};
+use kitle_data::session::Limits;
 use kitle_data::{Progress, Store};
 use kitle_planner::refresh::{self as planner, RefreshOutcome};
 use kitle_planner::{Error as PlannerError, SegmentDefinition};
@@ -161,11 +162,20 @@ impl Engine {
         ids: &[String],
         as_of: DateTime<Utc>,
         trigger: &'static str,
+        limits: &Limits,
     ) -> Result<RefreshOutcome, PlannerError> {
         let _guard = self.write.lock().await;
         let started = Instant::now();
-        let result =
-            planner::refresh(&self.store, &self.cache, ids, as_of, self.tz, &LogProgress).await;
+        let result = planner::refresh(
+            &self.store,
+            &self.cache,
+            ids,
+            as_of,
+            self.tz,
+            limits,
+            &LogProgress,
+        )
+        .await;
         let elapsed = started.elapsed().as_secs_f64();
         let status = if result.is_ok() { "ok" } else { "failed" };
         metrics::histogram!("kitle_refresh_duration_seconds", "trigger" => trigger, "status" => status)
@@ -188,9 +198,13 @@ impl Engine {
             }
             metrics::gauge!("kitle_skipped_files").set(outcome.report.skipped_files.len() as f64);
         }
+        if outcome.retries > 0 {
+            metrics::counter!("kitle_commit_retries_total").increment(u64::from(outcome.retries));
+        }
         tracing::info!(
             trigger,
             segments = outcome.segments.len(),
+            retries = outcome.retries,
             as_of = %outcome.as_of,
             seconds = elapsed,
             "refreshed"
@@ -202,9 +216,10 @@ impl Engine {
     /// Validates and stores `document` as segment `id`; `true` when it was created.
     pub async fn put(&self, document: Json) -> Result<bool, PlannerError> {
         let _guard = self.define.lock().await;
-        let outcome = planner::put_definitions(&self.store, &[document], self.tz).await?;
+        let outcome =
+            planner::put_definitions(&self.store, &self.cache, &[document], self.tz).await?;
         self.reload_definitions().await?;
-        Ok(outcome.first().is_some_and(|(_, created)| *created))
+        Ok(outcome.stored.first().is_some_and(|(_, created)| *created))
     }
 
     /// Removes segment `id` and its memberships (refused while others refer to it).

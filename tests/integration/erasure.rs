@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::{Server, kitle};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::DataType;
-use kitle_tests::{Server, kitle};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -454,9 +454,9 @@ fn a_killed_erasure_is_all_or_nothing_and_a_rerun_finishes_it() {
     let mut delay_ms = 0u64;
     loop {
         let dir = tempfile::tempdir().unwrap();
-        kitle_tests::copy_tree(template.path(), dir.path());
+        crate::support::copy_tree(template.path(), dir.path());
         let store = dir.path().join("store");
-        let mut child = std::process::Command::new(kitle_tests::kitle_binary())
+        let mut child = std::process::Command::new(crate::support::kitle_binary())
             .args(["erase", &x])
             .current_dir(dir.path())
             .env_remove("KITLE_STORE")

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kitle_tests::{Server, kitle};
+use crate::support::{Server, kitle};
 use serde_json::{Value, json};
 
 fn run(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {

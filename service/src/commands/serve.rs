@@ -98,6 +98,7 @@ async fn serve_on(
         tokio::spawn(crate::scheduler::run(
             Arc::clone(&engine),
             ctx.config.serve.scheduler_tick,
+            ctx.config.refresh_limits(),
             stopped,
         ))
     });
@@ -209,12 +210,23 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
         })
         .collect::<Result<Vec<serde_json::Value>, _>>()?;
     eprintln!("putting {} ready-made segments", documents.len());
-    kitle_planner::refresh::put_definitions(&store, &documents, ctx.config.time_zone).await?;
+    kitle_planner::refresh::put_definitions(
+        &store,
+        &kitle_data::files::FooterCache::new(),
+        &documents,
+        ctx.config.time_zone,
+    )
+    .await?;
     eprintln!("refreshing them");
     let metrics = install_metrics()?;
     let engine = Engine::open(store, ctx.config.time_zone).await?;
     let outcome = engine
-        .refresh(&[], crate::now_to_the_second(), "demo")
+        .refresh(
+            &[],
+            crate::now_to_the_second(),
+            "demo",
+            &ctx.config.refresh_limits(),
+        )
         .await?;
     crate::warn_report(&outcome.report);
     // A segment and one of its members, for the curl lines.
@@ -222,7 +234,7 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     let example = snapshot
         .segments
         .iter()
-        .filter(|(_, s)| s.len() > 0)
+        .filter(|(_, s)| !s.is_empty())
         .min_by_key(|(_, s)| s.len())
         .map(|(id, _)| {
             let member = snapshot

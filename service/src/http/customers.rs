@@ -2,7 +2,6 @@
 //! `POST /v1/customers/{customer_id}/erase`: forget the customer (KVKK, GDPR).
 
 use axum::Json;
-use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -13,7 +12,7 @@ use serde::Deserialize;
 
 use super::Shared;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{OptionalJson, not_modified};
+use super::extract::{ApiPath, OptionalJson, not_modified};
 use super::members::{not_modified_response, with_etag};
 
 /// A segment the customer is in.
@@ -41,7 +40,7 @@ pub struct CustomerSegments {
     responses((status = 200, body = CustomerSegments), (status = 304, description = "Not modified")))]
 pub async fn segments_of(
     state: Shared,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Response {
     let snapshot = state.engine.snapshot();
@@ -97,10 +96,12 @@ pub struct EraseResponse {
     params(("customer_id" = String, Path, description = "Customer id")),
     request_body(content = Option<EraseRequest>, description = "Optional"),
     responses((status = 200, body = EraseResponse), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "identity_mismatch or conflict"),
+        (status = 500, body = ErrorBody)))]
 pub async fn erase(
     state: Shared,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     OptionalJson(body): OptionalJson<EraseRequest>,
 ) -> Result<Json<EraseResponse>, ApiError> {
     if customer_id.is_empty() {

@@ -3,12 +3,14 @@
 //! generated from the handlers' annotations.
 
 pub mod auth;
+pub mod bodies;
 pub mod changes;
 pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod members;
+pub mod openapi;
 pub mod preview;
 pub mod refresh;
 pub mod segments;
@@ -26,7 +28,6 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -48,31 +49,15 @@ pub struct AppState {
 pub type Shared = State<Arc<AppState>>;
 
 #[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "kitle",
-        description = "Customer segments of an online shop: lookups, member lists, change feeds, preview, refresh and analyst SQL."
-    ),
-    modifiers(&BearerAuth),
-    security(("bearer" = []))
-)]
+#[openapi(info(
+    title = "kitle",
+    description = "Customer segments of an online shop: lookups, member lists, change feeds, preview, refresh and analyst SQL."
+))]
 struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
 
 /// The router with every route and layer, and the OpenAPI document served at `/openapi.json`.
 pub fn router(state: Arc<AppState>) -> Router {
-    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(segments::list))
         .routes(routes!(segments::get, segments::put, segments::delete))
         .routes(routes!(preview::preview))
@@ -88,8 +73,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(health::healthz))
         .routes(routes!(health::metrics))
         .split_for_parts();
-    openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
-    let document = Arc::new(openapi);
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    openapi::complete(&mut doc, !state.config.tokens.is_empty());
+    let document = Arc::new(openapi::with_language(
+        serde_json::to_value(&doc).expect("the OpenAPI document serialises"),
+    ));
     let limit = state.config.max_body_bytes;
     api.route(
         "/openapi.json",

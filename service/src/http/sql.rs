@@ -28,6 +28,12 @@ pub struct SqlRequest {
 fn refused(error: DataFusionError) -> ApiError {
     let root = error.find_root();
     let message = format!("{root}");
+    // The session's deadline stopped the plan from the inside (see `kitle_data::deadline`).
+    if kitle_data::classify(&error) == kitle_data::Blame::Limit
+        && !matches!(root, DataFusionError::ResourcesExhausted(_))
+    {
+        return ApiError::bad("sql_time_limit", error.to_string());
+    }
     match root {
         DataFusionError::Plan(m) if m.contains("not supported") || m.contains("DDL") || m.contains("DML") || m.contains("Statement") => {
             ApiError::bad("sql_refused", format!("only read-only queries are allowed: {message}"))
@@ -59,9 +65,12 @@ pub async fn sql(
     let engine = &state.engine;
     let limits = &state.config;
     let tables = ContractTables::load(&engine.store, &engine.cache).await?;
-    let session = kitle_data::session::new_limited_context(
+    let session = kitle_data::session::context_with(
         &engine.store,
-        limits.sql_memory_limit_mb.saturating_mul(1 << 20),
+        &kitle_data::session::Limits::none()
+            .with_memory_mb(limits.sql_memory_limit_mb, "sql_memory_limit_mb")
+            .with_time(limits.sql_timeout, "sql_timeout_seconds")
+            .start("the query"),
     );
     tables.register(&session)?;
     kitle_data::memberships::register_tables(&session, &engine.store).await?;
