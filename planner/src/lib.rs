@@ -25,6 +25,7 @@
 pub mod compile;
 pub mod decimal;
 pub mod definition;
+pub mod describe;
 pub mod error;
 #[cfg(feature = "engine")]
 pub mod explain;
@@ -41,6 +42,7 @@ pub use definition::{
     AttributeCondition, Comparison, Condition, EventCondition, FollowUp, Measure, Op, Period,
     PropertyFilter, Refresh, SegmentDefinition, SequenceCondition, SequenceStep, Value,
 };
+pub use describe::{ColumnDescription, EventTypeCount, StoreDescription};
 pub use error::{Error, Problem, Problems};
 #[cfg(feature = "engine")]
 pub use explain::{ConditionReport, MemberExplanation};

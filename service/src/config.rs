@@ -8,7 +8,8 @@
 //! - Every key can be set from the environment as `KITLE_<SECTION>__<KEY>`
 //!   (`KITLE_SERVE__SQL_TIMEOUT_SECONDS=10`, `KITLE_S3__ENDPOINT=…`) or `KITLE_<KEY>` for a
 //!   top-level key (`KITLE_STORE`, `KITLE_REFRESH_MEMORY_LIMIT_MB`); the older short names
-//!   stay as aliases (`KITLE_LISTEN` for `serve.listen`, `KITLE_TOKENS` adding
+//!   stay as aliases (`KITLE_LISTEN` for `serve.listen`, `KITLE_CONSOLE_DIR` for
+//!   `serve.console_dir`, `KITLE_TOKENS` adding
 //!   `read:…,admin:…` tokens). A value is read as the type its key's default has.
 //! - [`Config::load`] checks everything once and names the key (and where it came from) in
 //!   every error; what the commands get is the validated [`Config`].
@@ -111,6 +112,12 @@ pub struct ServeFile {
     /// How often the scheduler looks for due segments, in seconds; a failed run is retried at
     /// the next look.
     pub scheduler_tick_seconds: u64,
+    /// Serve the web console at `/`.
+    pub console: bool,
+    /// Serve the console's files from this folder, read at each request, instead of the copy
+    /// built into the binary (for working on the console without rebuilding); empty: the
+    /// copy built in.
+    pub console_dir: String,
 }
 
 impl Default for ServeFile {
@@ -127,6 +134,8 @@ impl Default for ServeFile {
             refresh_timeout_seconds: 900,
             scheduler: true,
             scheduler_tick_seconds: 30,
+            console: true,
+            console_dir: String::new(),
         }
     }
 }
@@ -158,6 +167,10 @@ pub struct ServeConfig {
     pub scheduler: bool,
     /// How often the scheduler looks for due segments.
     pub scheduler_tick: Duration,
+    /// Whether `/` serves the web console.
+    pub console: bool,
+    /// Where the console's files are read from at each request; `None`: the copy built in.
+    pub console_dir: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -216,7 +229,10 @@ pub struct Overrides {
 const NOT_KEYS: &[&str] = &["KITLE_LOG", "KITLE_LOG_FORMAT"];
 
 /// Older short names and the key each stands for.
-const ALIASES: &[(&str, &str, &str)] = &[("KITLE_LISTEN", "serve", "listen")];
+const ALIASES: &[(&str, &str, &str)] = &[
+    ("KITLE_LISTEN", "serve", "listen"),
+    ("KITLE_CONSOLE_DIR", "serve", "console_dir"),
+];
 
 impl Config {
     /// Reads `kitle.toml` (or the file `--config` names, which must then exist), then the
@@ -519,6 +535,9 @@ impl FileConfig {
                 refresh_memory_limit_mb: self.refresh_memory_limit_mb,
                 scheduler: serve.scheduler,
                 scheduler_tick: Duration::from_secs(serve.scheduler_tick_seconds),
+                console: serve.console,
+                console_dir: (!serve.console_dir.is_empty())
+                    .then(|| PathBuf::from(&serve.console_dir)),
             },
         })
     }

@@ -10,12 +10,15 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use kitle_data::contract::ContractTable;
 use kitle_data::files::FooterCache;
 use kitle_data::memberships::{self, Change, Manifest, Member};
 use kitle_data::session::Limits;
+use kitle_data::tables::ContractTables;
 use kitle_data::{Progress, Store};
+use kitle_planner::describe::{describe_columns_of, event_types_of};
 use kitle_planner::refresh::{self as planner, RefreshOutcome};
-use kitle_planner::{Error as PlannerError, SegmentDefinition};
+use kitle_planner::{Error as PlannerError, EventTypeCount, SegmentDefinition, StoreDescription};
 use serde_json::Value as Json;
 
 use crate::index::Snapshot;
@@ -50,6 +53,9 @@ pub struct Engine {
     files: Mutex<FileCache>,
     /// Unreadable files already logged (each is logged once, not at every refresh).
     reported: Mutex<std::collections::BTreeSet<String>>,
+    /// The event type counts of [`Engine::describe`], with the fingerprint of the event files
+    /// they were counted from.
+    event_types: Mutex<Option<(u64, Arc<Vec<EventTypeCount>>)>>,
 }
 
 /// A small cache of immutable files read from the store.
@@ -78,6 +84,7 @@ impl Engine {
             reload: tokio::sync::Mutex::new(()),
             files: Mutex::new(FileCache::default()),
             reported: Mutex::new(Default::default()),
+            event_types: Mutex::new(None),
         });
         engine.reload_definitions().await?;
         engine.reload_memberships().await?;
@@ -258,6 +265,36 @@ impl Engine {
                 source: std::io::Error::other(e.to_string()),
             })?;
         Ok(outcome)
+    }
+
+    /// The store as a segment builder sees it: columns with their operators, and the event
+    /// types present with their counts. The counts need a scan of the events, so they are
+    /// kept until the readable event files change (a file lands or is replaced); the scan runs
+    /// under `limits`.
+    pub async fn describe(&self, limits: &Limits) -> Result<StoreDescription, PlannerError> {
+        let tables = ContractTables::load(&self.store, &self.cache).await?;
+        let key = tables.files(ContractTable::Events).fingerprint();
+        let cached = self
+            .event_types
+            .lock()
+            .expect("event types lock")
+            .clone()
+            .filter(|(k, _)| *k == key);
+        let event_types = match cached {
+            Some((_, counted)) => counted,
+            None => {
+                let counted = Arc::new(event_types_of(&tables, limits).await?);
+                *self.event_types.lock().expect("event types lock") =
+                    Some((key, Arc::clone(&counted)));
+                counted
+            }
+        };
+        let (customers, events) = describe_columns_of(&tables);
+        Ok(StoreDescription {
+            customers,
+            events,
+            event_types: event_types.as_ref().clone(),
+        })
     }
 
     /// The change log of one refresh (cached: change logs never change once written).

@@ -1,6 +1,7 @@
 //! `kitle`, the library behind the `kitle` binary: the command line ([`cli`]), the typed
 //! configuration ([`config`]), the HTTP API ([`http`]) over the service's state ([`engine`])
-//! and in-memory membership index ([`index`]), and the scheduler ([`scheduler`]).
+//! and in-memory membership index ([`index`]), the scheduler ([`scheduler`]) and the
+//! ready-made segments built in ([`ready_made`]).
 //!
 //! The binary's `main.rs` only installs the allocator and calls [`cli::main`]; everything is
 //! here so that configuration and handlers have unit tests.
@@ -14,6 +15,7 @@ pub mod http;
 pub mod index;
 pub mod output;
 pub mod progress;
+pub mod ready_made;
 pub mod scheduler;
 
 #[cfg(test)]

@@ -140,8 +140,12 @@ pub async fn run_serve(ctx: &Context, listen: Option<&str>) -> Result<(), CliErr
     let metrics = install_metrics()?;
     let engine = Engine::open(store, ctx.config.time_zone).await?;
     let listener = bind(addr).await?;
+    let console = ctx.config.serve.console;
     serve_on(ctx, engine, metrics, listener, |addr| {
         println!("listening on http://{addr}");
+        if console {
+            println!("console: http://{addr}/");
+        }
     })
     .await
 }
@@ -161,9 +165,6 @@ async fn refuse_other_identity(store: &Store) -> Result<(), CliError> {
         _ => Ok(()),
     }
 }
-
-/// The ready-made segments, compiled in so that `kitle demo` works from the binary alone.
-const READY_MADE: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/ready_made.rs"));
 
 /// Arguments of `kitle demo`.
 #[derive(Debug, clap::Args)]
@@ -202,13 +203,7 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
         };
         generate(&store, &options, &TerminalProgress::new()).await?;
     }
-    let documents = READY_MADE
-        .iter()
-        .map(|(name, text)| {
-            serde_json::from_str(text)
-                .map_err(|e| CliError::runtime(format!("ready-made segment {name}: {e}")))
-        })
-        .collect::<Result<Vec<serde_json::Value>, _>>()?;
+    let documents = crate::ready_made::documents().map_err(CliError::runtime)?;
     eprintln!("putting {} ready-made segments", documents.len());
     kitle_planner::refresh::put_definitions(
         &store,
@@ -244,9 +239,13 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
                 .unwrap_or_default();
             (id.clone(), member)
         });
+    let console = ctx.config.serve.console;
     serve_on(ctx, engine, metrics, listener, |addr| {
         let base = format!("http://{addr}");
         println!("kitle demo: {} segments refreshed as of {}, serving on {base}", outcome.segments.len(), kitle_planner::format_instant(&outcome.as_of));
+        if console {
+            println!("console: {base}/  (open it in a browser)");
+        }
         println!("try:");
         println!("  curl -s {base}/v1/segments");
         if let Some((segment, member)) = &example {

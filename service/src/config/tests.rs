@@ -119,3 +119,31 @@ fn s3_settings_are_the_builders_own_keys() {
     assert_eq!(c.store.s3.get("region"), Some("eu-central-1"));
     assert!(!format!("{:?}", c.store.s3).contains("s3cr3t"));
 }
+
+#[test]
+fn the_console_is_on_by_default_and_its_folder_can_be_set_three_ways() {
+    let c = load(None, &[]).unwrap();
+    assert!(c.serve.console);
+    assert_eq!(c.serve.console_dir, None);
+    let c = load(
+        Some("[serve]\nconsole = false\nconsole_dir = \"from-file\"\n"),
+        &[],
+    )
+    .unwrap();
+    assert!(!c.serve.console);
+    assert_eq!(c.serve.console_dir, Some(PathBuf::from("from-file")));
+    for name in ["KITLE_SERVE__CONSOLE_DIR", "KITLE_CONSOLE_DIR"] {
+        let c = load(
+            Some("[serve]\nconsole_dir = \"from-file\"\n"),
+            &[(name, "service/console")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.serve.console_dir,
+            Some(PathBuf::from("service/console")),
+            "{name}"
+        );
+    }
+    let err = load(None, &[("KITLE_SERVE__CONSOLE", "maybe")]).unwrap_err();
+    assert!(err.contains("serve.console"), "{err}");
+}

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod bodies;
 pub mod changes;
+pub mod console;
 pub mod customers;
 pub mod error;
 pub mod extract;
@@ -13,6 +14,7 @@ pub mod members;
 pub mod openapi;
 pub mod preview;
 pub mod refresh;
+pub mod schema;
 pub mod segments;
 pub mod sql;
 pub mod tables;
@@ -51,7 +53,7 @@ pub type Shared = State<Arc<AppState>>;
 #[derive(OpenApi)]
 #[openapi(info(
     title = "kitle",
-    description = "Customer segments of an online shop: lookups, member lists, change feeds, preview, refresh and analyst SQL."
+    description = "Customer segments of an online shop: lookups, member lists, change feeds, preview, refresh, analyst SQL, and what a segment builder needs (schema, templates, auth)."
 ))]
 struct ApiDoc;
 
@@ -70,6 +72,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(changes::changes))
         .routes(routes!(changes::history))
         .routes(routes!(sql::sql))
+        .routes(routes!(schema::schema))
+        .routes(routes!(schema::templates))
+        .routes(routes!(auth::status))
         .routes(routes!(health::healthz))
         .routes(routes!(health::metrics))
         .split_for_parts();
@@ -79,31 +84,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         serde_json::to_value(&doc).expect("the OpenAPI document serialises"),
     ));
     let limit = state.config.max_body_bytes;
-    api.route(
-        "/openapi.json",
-        axum::routing::get(move || {
-            let document = Arc::clone(&document);
-            async move { axum::Json(document.as_ref().clone()) }
-        }),
-    )
-    .fallback(|| async {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
-    })
-    .method_not_allowed_fallback(|| async {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "the route does not take this method",
+    api.merge(console::routes(&state))
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let document = Arc::clone(&document);
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
         )
-        .into_response()
-    })
-    .layer(from_fn_with_state(Arc::clone(&state), auth::authorize))
-    .layer(DefaultBodyLimit::max(limit))
-    .layer(from_fn_with_state(
-        Arc::new(RequestMetrics::default()),
-        record_request,
-    ))
-    .with_state(state)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the route does not take this method",
+            )
+            .into_response()
+        })
+        .layer(from_fn_with_state(Arc::clone(&state), auth::authorize))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(from_fn_with_state(
+            Arc::new(RequestMetrics::default()),
+            record_request,
+        ))
+        .with_state(state)
 }
 
 /// Histogram handles by route, method and status, so that recording a request's latency costs

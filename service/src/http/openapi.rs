@@ -5,7 +5,8 @@
 //! Security depends on the configuration: with tokens every `/v1` route needs one (and the
 //! document says so); without tokens the service only listens on loopback and takes requests
 //! without one, so the document declares the scheme optional (`security: [{}, {bearer: []}]`).
-//! `/healthz`, `/metrics` and `/openapi.json` never need a token.
+//! `/healthz`, `/metrics` and `/openapi.json` never need a token; `/v1/auth` declares its own
+//! (a token optional: it judges the one sent, if any).
 
 use serde_json::{Value, json};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
