@@ -61,13 +61,16 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// A running S3-compatible server on 127.0.0.1 — moto's (`moto_server`, from the PyPI package
-/// `moto[server]`, which the README's test command installs) — killed when dropped.
+/// A running S3-compatible server on 127.0.0.1 — moto's (from the PyPI package `moto[server]`,
+/// which the README's test command installs), started by `tests/fixtures/moto_serialised.py` —
+/// killed when dropped.
 ///
 /// Why moto and not `s3s-fs`: kitle's commits rely on conditional writes (`If-Match` with the
 /// ETag read, `If-None-Match: *`), which AWS S3 honours atomically. `s3s-fs` 0.14.1 checks the
 /// headers but not atomically with the write (two racing writers from one version can both
-/// succeed); moto checks and stores under one request, so of two racing writers exactly one
+/// succeed). Plain `moto_server` has the same race between its check and its store (its
+/// handlers run on many threads: two winners from one version were seen under load); the
+/// fixture runs moto's application one request at a time, so of two racing writers exactly one
 /// wins (see the integration test `commits::the_s3_server_refuses_stale_conditional_writes`).
 /// moto keeps objects in memory: a store is filled through the S3 API ([`Backend::fill_from`]).
 pub struct S3Server {
@@ -85,19 +88,22 @@ impl S3Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("moto_server")
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/moto_serialised.py");
+        let child = Command::new("python3")
+            .arg(&script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start moto_server ({e}); install it with `python3 -m pip install 'moto[server]'` or run the README's test command")
+                panic!("cannot start {} ({e}); install moto with `python3 -m pip install 'moto[server]'` or run the README's test command", script.display())
             });
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             assert!(
                 Instant::now() < deadline,
-                "moto_server did not start listening on port {port}"
+                "moto (python3 {}) did not start listening on port {port}; is `moto[server]` installed?",
+                script.display()
             );
             if let Ok(status) = raw_put(port, &format!("/{S3_BUCKET}")) {
                 assert!(

@@ -108,12 +108,15 @@ where
             (false, None) => PutMode::Create,
         };
         let path = store.path(relative);
+        let point = failpoint_name(relative);
+        crate::failpoint::reach(&format!("{point}.before_commit"));
         let written = store
             .object_store()
             .put_opts(&path, PutPayload::from_bytes(bytes), PutOptions::from(mode))
             .await;
         match written {
             Ok(_) => {
+                crate::failpoint::reach(&format!("{point}.after_commit"));
                 if retries > 0 {
                     tracing::info!(path = relative, retries, "committed after conflicts");
                 }
@@ -145,6 +148,13 @@ where
             Err(e) => return Err(Error::from(e).into()),
         }
     }
+}
+
+/// The name a commit of `relative` has among the failpoints: its file name without the
+/// extension (`manifest`, `definitions`).
+fn failpoint_name(relative: &str) -> &str {
+    let name = relative.rsplit('/').next().unwrap_or(relative);
+    name.split('.').next().unwrap_or(name)
 }
 
 /// The stored bytes of `relative` with the version they were read at; `None` when absent.

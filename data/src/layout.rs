@@ -70,6 +70,47 @@ pub fn changes_file(segment: &str, version: u64, nonce: &str) -> String {
     format!("{CHANGES_DIR}/{segment}/v{version:010}-{nonce}.parquet")
 }
 
+/// The folders other systems write (the data contract's tables). Every other top-level folder
+/// of a store is kitle's, and only kitle's part is ever garbage-collected.
+pub const CONTRACT_DIRS: &[&str] = &[CUSTOMERS_DIR, EVENTS_DIR];
+
+/// Whether `relative` (a path relative to the store root) lies in kitle's part of the store.
+pub fn is_own(relative: &str) -> bool {
+    let top = relative.split('/').next().unwrap_or_default();
+    !CONTRACT_DIRS.contains(&top)
+}
+
+/// Whether `relative` is a committed JSON object of kitle's (the manifest, the definitions,
+/// any later committed state): never garbage-collected, and read for the files it names.
+pub fn is_committed_object(relative: &str) -> bool {
+    is_own(relative) && relative.ends_with(".json")
+}
+
+/// Whether `relative` is a data file of kitle's that garbage collection removes when no
+/// committed object names it: kitle's own Parquet files (members files, change logs and what
+/// later kinds of state write). Lock files, committed objects and anything unknown are kept.
+pub fn is_collectable(relative: &str) -> bool {
+    is_own(relative) && relative.ends_with(PARQUET_EXTENSION)
+}
+
+/// Whether `file_name` is a write in progress on a local folder: object_store's
+/// `LocalFileSystem` writes `NAME#N` and renames it to `NAME` when the write completes, so a
+/// process killed mid-write leaves `NAME#N` behind (its listings hide such files). Inside
+/// kitle's part of a store these are always garbage once old enough.
+pub fn is_staged_write(file_name: &str) -> bool {
+    match file_name.rsplit_once('#') {
+        Some((name, n)) => {
+            !name.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// How long an unnamed file is left alone by `kitle gc` when the configuration does not say
+/// (`gc_grace_seconds`): a refresh writes its files before the commit that names them, so a
+/// young unnamed file may belong to a refresh still running.
+pub const DEFAULT_GC_GRACE_SECONDS: u64 = 3600;
+
 /// The lock file that serialises commits of `object` (a path relative to the store root) on a
 /// local folder: beside it, hidden (`memberships/.manifest.json.lock`). Never removed: removing
 /// a lock file another process may be waiting on would let two writers in.
@@ -83,6 +124,22 @@ pub fn commit_lock_file(object: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_kitles_own_parquet_files_are_collectable() {
+        assert!(is_collectable(&members_file("s", 1, "ab")));
+        assert!(is_collectable(&changes_file("s", 1, "ab")));
+        assert!(!is_collectable(MANIFEST_FILE));
+        assert!(!is_collectable(&commit_lock_file(MANIFEST_FILE)));
+        assert!(!is_collectable("events/date=2025-11-28/part-0.parquet"));
+        assert!(!is_collectable("customers/part-0.parquet"));
+        assert!(is_committed_object(DEFINITIONS_FILE));
+        assert!(is_staged_write("v0000000001-ab.parquet#12"));
+        assert!(is_staged_write("manifest.json#1"));
+        assert!(!is_staged_write("a#b.parquet"));
+        assert!(!is_staged_write("#1"));
+        assert!(!is_committed_object("customers/x.json"));
+    }
 
     #[test]
     fn lock_files_lie_hidden_beside_their_object() {

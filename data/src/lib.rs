@@ -3,7 +3,8 @@
 //! Parsing store URLs into an `object_store` and registering it with DataFusion ([`store`]),
 //! where things live ([`layout`]), the data contract's tables with their normalisation and the
 //! skip-and-report of unreadable files ([`contract`], [`files`], [`tables`]), kitle's own
-//! objects and their conditional commits ([`memberships`], [`definitions`], [`commit`]), and the
+//! objects, their conditional commits and their garbage collection ([`memberships`],
+//! [`definitions`], [`commit`], [`gc`]), the kill -9 campaign's failpoints ([`failpoint`]), and the
 //! synthetic shop generator ([`generate`]). Nothing here knows what a segment means.
 //!
 //! Without the default `engine` feature only the contract's column types ([`contract`]) and
@@ -26,9 +27,12 @@ pub mod erasure;
 #[cfg(feature = "engine")]
 pub mod error;
 #[cfg(feature = "engine")]
+pub mod failpoint;
+#[cfg(feature = "engine")]
 pub mod files;
 #[cfg(feature = "engine")]
 pub mod functions;
+pub mod gc;
 #[cfg(feature = "engine")]
 pub mod generate;
 #[cfg(feature = "engine")]

@@ -346,6 +346,7 @@ pub struct Commit {
 /// after `base` was read) makes the commit fail with [`Error::Conflict`] and nothing is
 /// committed, because committing it would bring back memberships of a removed segment.
 pub async fn commit(store: &Store, base: &Manifest, versions: &[NewVersion]) -> Result<Commit> {
+    crate::failpoint::reach("refresh.evaluated");
     crate::identity::ensure_writable(store).await?;
     let nonce = nonce();
     // Files already written, by segment: the version they were computed against, how many
@@ -475,7 +476,9 @@ async fn write_version(
     let members_path = layout::members_file(&v.segment, version, nonce);
     let changes_path = layout::changes_file(&v.segment, version, nonce);
     put(store, &members_path, members_parquet(v)?).await?;
+    crate::failpoint::reach("refresh.members_written");
     put(store, &changes_path, changes_parquet(v)?).await?;
+    crate::failpoint::reach("refresh.changes_written");
     Ok(RefreshRecord {
         version,
         as_of: v.as_of,

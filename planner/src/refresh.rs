@@ -243,8 +243,12 @@ pub async fn put_definitions(
 /// Removes a stored definition (and forgets its memberships); refused while other stored
 /// segments refer to it. Both checks are made against the definitions the commit replaces, so
 /// a reference another writer added meanwhile is seen.
+///
+/// The removal is two commits (the definitions, then the manifest). A removal killed between
+/// them leaves memberships of a segment no longer defined; removing the id again finishes it
+/// (it forgets those memberships) instead of answering that no such segment is stored.
 pub async fn remove_definition(store: &Store, id: &str, tz: Tz) -> Result<(), Error> {
-    kitle_data::definitions::update_definitions(store, |mut current| async move {
+    let removed = kitle_data::definitions::update_definitions(store, |mut current| async move {
         let definitions = parse_stored(&current, tz)?;
         if !definitions.iter().any(|d| d.id == id) {
             return Err(Error::NotFound(id.to_string()));
@@ -263,7 +267,17 @@ pub async fn remove_definition(store: &Store, id: &str, tz: Tz) -> Result<(), Er
         current.remove(id);
         Ok(current)
     })
-    .await?;
+    .await;
+    match removed {
+        Err(Error::NotFound(_))
+            if memberships::read_manifest(store)
+                .await?
+                .segments
+                .contains_key(id) => {}
+        other => {
+            other?;
+        }
+    }
     memberships::forget(store, id).await?;
     Ok(())
 }

@@ -76,6 +76,9 @@ enum Command {
     /// Generate a demo shop (when the store has none), put and refresh the ready-made
     /// segments, and serve them on 127.0.0.1:8080.
     Demo(commands::serve::DemoArgs),
+    /// List kitle's data files that no committed version names (left by killed or refused
+    /// refreshes and removed segments); remove them with --delete.
+    Gc(commands::gc::GcArgs),
     /// Run analyst SQL over the store's tables.
     Sql {
         /// The query.
@@ -108,6 +111,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Members { id, format } => commands::refresh::run_members(&ctx, id, *format).await,
         Command::Serve { listen } => commands::serve::run_serve(&ctx, listen.as_deref()).await,
         Command::Demo(args) => commands::serve::run_demo(&ctx, args).await,
+        Command::Gc(args) => commands::gc::run(&ctx, args).await,
     }
 }
 

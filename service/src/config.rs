@@ -44,6 +44,9 @@ pub struct FileConfig {
     /// write (a process configured otherwise refuses to write); empty (the default): follow
     /// what the store records.
     pub identity: String,
+    /// How long `kitle gc` leaves unnamed files alone, in seconds (a refresh writes its files
+    /// before the commit that names them: this must exceed the longest refresh).
+    pub gc_grace_seconds: u64,
     /// S3 connection settings: `AmazonS3Builder` configuration keys (each falls back to the
     /// `AWS_*` variables).
     pub s3: S3Options,
@@ -59,6 +62,7 @@ impl Default for FileConfig {
             time_zone: "UTC".to_string(),
             refresh_memory_limit_mb: kitle_data::session::default_refresh_memory_mb(),
             identity: String::new(),
+            gc_grace_seconds: kitle_data::layout::DEFAULT_GC_GRACE_SECONDS,
             s3: S3Options::default(),
             serve: ServeFile::default(),
         }
@@ -201,6 +205,8 @@ pub struct Config {
     pub time_zone: chrono_tz::Tz,
     /// Memory one refresh may use, in MiB.
     pub refresh_memory_limit_mb: usize,
+    /// How long `kitle gc` leaves unnamed files alone.
+    pub gc_grace: Duration,
     /// `kitle serve` settings.
     pub serve: ServeConfig,
 }
@@ -522,6 +528,7 @@ impl FileConfig {
             },
             time_zone,
             refresh_memory_limit_mb: self.refresh_memory_limit_mb,
+            gc_grace: Duration::from_secs(self.gc_grace_seconds),
             serve: ServeConfig {
                 listen: serve.listen,
                 tokens,

@@ -14,6 +14,7 @@ mod failures;
 mod fuzz_replay;
 mod http;
 mod identity;
+mod kills;
 mod openapi;
 mod reading;
 mod ready_made;

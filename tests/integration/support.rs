@@ -111,6 +111,22 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// Waits (at most `wait`) for the process to end by itself; its exit status, or `None`
+    /// when it is still running (it is killed when dropped).
+    pub(crate) fn wait_exit(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Sends SIGTERM and waits (at most `wait`) for the exit status.
     pub(crate) fn terminate(
         mut self,

@@ -1,6 +1,7 @@
 //! One module per command of the CLI.
 
 pub mod erase;
+pub mod gc;
 pub mod generate;
 pub mod identity;
 pub mod refresh;

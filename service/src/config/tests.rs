@@ -25,6 +25,7 @@ fn defaults_hold_without_a_file_or_variables() {
     assert_eq!(c.serve.refresh_timeout, Duration::from_secs(900));
     assert!(c.serve.scheduler);
     assert!(c.refresh_memory_limit_mb >= 256);
+    assert_eq!(c.gc_grace, Duration::from_secs(3600));
     assert_eq!(c.refresh_limits().memory_key, "refresh_memory_limit_mb");
 }
 
@@ -39,6 +40,7 @@ fn variables_override_the_file_and_flags_override_both() {
             ("KITLE_STORE", "from-env"),
             ("KITLE_LISTEN", "127.0.0.1:9999"),
             ("KITLE_REFRESH_MEMORY_LIMIT_MB", "300"),
+            ("KITLE_GC_GRACE_SECONDS", "60"),
             ("KITLE_S3__ENDPOINT", "http://127.0.0.1:9000"),
             ("KITLE_LOG", "debug"),
             ("KITLE_SOMETHING_ELSE", "not ours"),
@@ -51,6 +53,7 @@ fn variables_override_the_file_and_flags_override_both() {
     assert!(c.serve.scheduler);
     assert_eq!(c.serve.listen, "127.0.0.1:9999");
     assert_eq!(c.refresh_memory_limit_mb, 300);
+    assert_eq!(c.gc_grace, Duration::from_secs(60));
     assert_eq!(c.store.s3.get("endpoint"), Some("http://127.0.0.1:9000"));
     let flags = Overrides {
         store: Some("from-flag".into()),
