@@ -192,6 +192,7 @@ class Translator:
         self.ranks = {}  # key -> (name, measure sql, nullable)
         self.nfbs = {}  # key -> (name, sql of the CTE)
         self.sqls = {}  # key -> (name, sql of the CTE)
+        self.seqs = {}  # key -> (name, sql of the CTE)
         self.cust_cols = set()
         self.ev_cols = set()
         self.types = set()
@@ -217,12 +218,15 @@ class Translator:
             ctes.append((name, sql))
         for name, sql in self.sqls.values():
             ctes.append((name, sql))
+        for name, sql in self.seqs.values():
+            ctes.append((name, sql))
 
         base = ["c.*"]
         base += [f"a.{name}" for name, _ in self.aggs.values()]
         base += [
             f"c.customer_id IN (SELECT customer_id FROM {name}) AS {name}_hit"
             for name, _ in list(self.nfbs.values()) + list(self.sqls.values())
+            + list(self.seqs.values())
         ]
         join = " LEFT JOIN k_agg a ON a.customer_id = c.customer_id" if self.aggs else ""
         ctes.append(("k_base", f"SELECT {', '.join(base)} FROM k_cust c{join}"))
@@ -351,7 +355,68 @@ class Translator:
             return self.leaf(ident(col), kind, c["op"], c.get("value"), c.get("ignore_case", False))
         if "event" in c:
             return self.event(c)
+        if "sequence" in c:
+            return self.sequence(c)
         raise ValueError(f"unknown condition {c}")
+
+    def sequence(self, c):
+        """A sequence as window passes over its own scan: `st_k`, on a row serving step k, is the
+        latest start of a chain of the first k steps ending at that row (the latest `st_(k-1)`
+        of a row strictly earlier, `RANGE … 1 MICROSECOND PRECEDING`, within `within` of it)."""
+        key = json.dumps(c, sort_keys=True)
+        if key in self.seqs:
+            return f"{self.seqs[key][0]}_hit"
+        name = f"k_sq{len(self.seqs)}"
+        steps = c["sequence"]
+        within = duration_us(c["within"]) if "within" in c else None
+        ts = self.ev_col("ts")
+        types, cols, serves = set(), {"customer_id": "customer_id", "ts": f"{ts} AS ts",
+                                      "event_type": "event_type"}, []
+        for k, step in enumerate(steps):
+            ev = step["event"] if isinstance(step["event"], list) else [step["event"]]
+            types.update(ev)
+            parts = [f"event_type IN ({', '.join(str_lit(t) for t in ev)})"]
+            for w in step.get("where") or []:
+                col = w["property"]
+                cols[col] = f"{self.ev_col(col)} AS {ident(col)}"
+                kind = kind_of(self.ev_schema[col])
+                parts.append(self.leaf(ident(col), kind, w["op"], w.get("value"), w.get("ignore_case", False)))
+            serves.append(" AND ".join(parts))
+        period = c.get("period")
+        lower = None
+        if period in (None, "all_time"):
+            pass
+        elif "last" in period:
+            lower = self.as_of - duration_us(period["last"])
+            serves[0] += f" AND ts > {ts_lit(lower)}"
+        elif "before_last" in period:
+            serves[0] += f" AND ts <= {ts_lit(self.as_of - duration_us(period['before_last']))}"
+        elif "since" in period:
+            lower = instant_us(period["since"], self.tz)
+            serves[0] += f" AND ts >= {ts_lit(lower)}"
+        elif "between" in period:
+            lower = instant_us(period["between"][0], self.tz)
+            upper = instant_us(period["between"][1], self.tz)
+            serves[0] += f" AND ts >= {ts_lit(lower)} AND ts < {ts_lit(upper)}"
+        scan = (
+            f"SELECT {', '.join(cols.values())} FROM {source(self.ev_files, hive=True)} "
+            f"WHERE {self.scan_filter(types, lower, None, ts)}"
+        )
+        flags = ", ".join(f"coalesce({e}, false) AS s{k}" for k, e in enumerate(serves))
+        sql = f"SELECT customer_id, ts, {flags}, CASE WHEN coalesce({serves[0]}, false) THEN ts END AS st0 FROM ({scan}) r"
+        for k in range(1, len(steps)):
+            prev = (
+                f"max(st{k - 1}) OVER (PARTITION BY customer_id ORDER BY ts "
+                f"RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING)"
+            )
+            ok = f"p{k} IS NOT NULL" + (f" AND ts - p{k} <= to_microseconds({within})" if within is not None else "")
+            sql = (
+                f"SELECT *, CASE WHEN s{k} AND {ok} THEN p{k} END AS st{k} FROM "
+                f"(SELECT *, {prev} AS p{k} FROM ({sql}) q{k}) w{k}"
+            )
+        last = len(steps) - 1
+        self.seqs[key] = (name, f"SELECT DISTINCT customer_id FROM ({sql}) z WHERE st{last} IS NOT NULL")
+        return f"{name}_hit"
 
     def leaf(self, col, kind, op, value, ignore_case=False):
         """An attribute/property operator: true or false, never null."""

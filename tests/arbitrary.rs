@@ -1,7 +1,7 @@
 //! Random valid segment definitions, for comparing the engine with [`crate::reference`].
 //!
 //! [`arb_definition`] yields definition JSON documents (condition trees of depth ≤ 3) of every
-//! condition kind but `sql` and `segment`, with every operator, measure and period, against
+//! condition kind but `sql` and `segment` (sequences included), with every operator, measure and period, against
 //! the data contract's columns with operators that fit their types. Values are drawn near the
 //! edges where implementations go wrong: instants exactly at `as_of - d` and `as_of` (± 1 µs,
 //! written with `Z` or `+03:00`), bare dates, amounts like `37.535`, texts and ids with Turkish
@@ -735,7 +735,11 @@ fn arb_measure_comparison(edges: &Edges, relevant: &[&str]) -> BoxedStrategy<Map
             }
             m
         });
-    let timed = (select(vec!["first_time", "last_time"]), time_test(edges)).prop_map(
+    let time_or_rank = prop_oneof![
+        4 => time_test(edges),
+        1 => (select(vec!["top_percent", "bottom_percent"]), number_value(PERCENTS.to_vec())),
+    ];
+    let timed = (select(vec!["first_time", "last_time"]), time_or_rank).prop_map(
         |(measure, (op, value))| {
             let mut m = Map::new();
             m.insert("measure".into(), json!(measure));
@@ -830,11 +834,86 @@ fn arb_bucket() -> BoxedStrategy<Json> {
         .boxed()
 }
 
+/// The step types of sequences: funnels of the generated shop (views, carts, orders), the
+/// same type twice (one event matching two steps; equal instants), and any type.
+fn arb_step_types() -> BoxedStrategy<Json> {
+    let funnel = vec![
+        "product_viewed",
+        "product_added_to_cart",
+        "checkout_step_viewed",
+        "order_created",
+        "identified",
+        "category_viewed",
+    ];
+    prop_oneof![
+        5 => select(funnel.clone()).prop_map(|t| json!(t)),
+        1 => vec(select(funnel), 1..=2).prop_map(|t| json!(t)),
+        1 => select(EVENT_TYPES.to_vec()).prop_map(|t| json!(t)),
+    ]
+    .boxed()
+}
+
+/// One step of a sequence, sometimes with filters that fit its type.
+fn arb_step(edges: &Edges) -> BoxedStrategy<Json> {
+    let edges = edges.clone();
+    arb_step_types()
+        .prop_flat_map(move |event| {
+            let relevant = relevant_columns(&first_type(&event));
+            (Just(event), arb_filters(&edges, &relevant))
+        })
+        .prop_map(|(event, filters)| {
+            let mut m = Map::new();
+            m.insert("event".into(), event);
+            if let Some(f) = filters {
+                m.insert("where".into(), f);
+            }
+            Json::Object(m)
+        })
+        .boxed()
+}
+
+/// A sequence (funnel): 2 to 4 steps, with and without `within` and `period`; often the
+/// shop's own funnel order (view, cart, order) and sometimes one type twice in a row.
+fn arb_sequence(edges: &Edges) -> BoxedStrategy<Json> {
+    let funnel = prop_oneof![
+        Just(json!([{"event": "product_viewed"}, {"event": "product_added_to_cart"}])),
+        Just(
+            json!([{"event": "product_viewed"}, {"event": "product_added_to_cart"},
+                    {"event": "order_created"}])
+        ),
+        Just(json!([{"event": "product_viewed"}, {"event": "product_viewed"}])),
+        Just(
+            json!([{"event": "product_added_to_cart"}, {"event": "product_added_to_cart"},
+                    {"event": "product_added_to_cart"}])
+        ),
+        Just(json!([{"event": "identified"}, {"event": "order_created"}])),
+    ];
+    let steps = prop_oneof![
+        2 => funnel,
+        3 => vec(arb_step(edges), 2..=4).prop_map(|steps| json!(steps)),
+    ];
+    let within = prop_oneof![2 => Just(None), 3 => duration_value().prop_map(Some)];
+    (steps, within, arb_period(edges))
+        .prop_map(|(steps, within, period)| {
+            let mut m = Map::new();
+            m.insert("sequence".into(), steps);
+            if let Some(w) = within {
+                m.insert("within".into(), w);
+            }
+            if let Some(p) = period {
+                m.insert("period".into(), p);
+            }
+            Json::Object(m)
+        })
+        .boxed()
+}
+
 fn arb_leaf(edges: &Edges) -> BoxedStrategy<Json> {
     prop_oneof![
         4 => arb_attribute(edges),
         5 => arb_event(edges),
         1 => arb_bucket(),
+        2 => arb_sequence(edges),
     ]
     .boxed()
 }

@@ -208,7 +208,7 @@ impl<'a> Backend<'a> {
             Backend::S3 { server, prefix, .. } => StoreConfig {
                 url: format!("s3://{S3_BUCKET}/{prefix}"),
                 s3: server.options(),
-                strict: false,
+                ..StoreConfig::default()
             },
         }
     }

@@ -33,7 +33,7 @@ use kitle_data::files::FooterCache;
 use kitle_data::tables::ContractTables;
 use kitle_planner::{
     Condition, Decimal, Duration, DurationUnit, EventCondition, Measure, Op, Period,
-    SegmentDefinition, Value,
+    SegmentDefinition, SequenceCondition, Value,
 };
 use sha2::{Digest, Sha256};
 
@@ -440,10 +440,13 @@ pub struct Snapshot {
     /// The instant.
     pub as_of: DateTime<Utc>,
     /// One row per customer of the universe (the latest profile row with `updated_at <=
-    /// as_of`).
+    /// as_of`), erased customers left out.
     pub customers: Rows,
     /// One row per `event_id` with `ts <= as_of` (every customer's, and anonymous ones).
     pub events: Rows,
+    /// Whether anonymous events are stitched to the customer their device was linked to: the
+    /// store's recorded identity setting (`stitched`), else the process's configured one.
+    pub stitched: bool,
 }
 
 async fn collect(ctx: &SessionContext, plan: LogicalPlan) -> (Vec<RecordBatch>, Vec<Arc<Field>>) {
@@ -469,16 +472,43 @@ impl Snapshot {
             tables.customers_plan(Some(as_of)).expect("customers plan"),
         )
         .await;
-        let customers = Rows::from_batches(&batches, &fields);
+        let mut customers = Rows::from_batches(&batches, &fields);
+        // Erased customers are outside every universe: the manifest's erasure list holds the
+        // SHA-256 (hex) of their ids.
+        let erased: HashSet<String> = kitle_data::memberships::read_manifest(store)
+            .await
+            .expect("reference: the manifest reads")
+            .erasures
+            .into_iter()
+            .map(|e| e.sha256)
+            .collect();
+        let id_column = customers.column("customer_id").expect("customer_id");
+        customers.rows.retain(|row| match &row[id_column] {
+            Cell::Text(id) => !erased.contains(&sha256_hex(id)),
+            _ => true,
+        });
         let (batches, fields) =
             collect(&ctx, tables.events_plan(Some(as_of)).expect("events plan")).await;
         let events = Rows::from_batches(&batches, &fields);
+        let stitched = kitle_data::identity::effective_identity(store)
+            .await
+            .expect("reference: the identity setting reads")
+            == kitle_data::identity::Identity::Stitched;
         Snapshot {
             as_of,
             customers,
             events,
+            stitched,
         }
     }
+}
+
+/// SHA-256 of the UTF-8 bytes of `text`, lower-case hex.
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Segment id → sorted member ids, for every definition of `definitions`, as the spec
@@ -617,6 +647,39 @@ impl<'a> Evaluator<'a> {
         let mut events: Vec<Vec<Event>> = ids.iter().map(|_| Vec::new()).collect();
         let mut seen_ids = HashSet::new();
         let c_event_id = ev.column("event_id").expect("events.event_id");
+        let c_anonymous = ev.column("anonymous_id").expect("events.anonymous_id");
+        // Stitched: each anonymous id belongs to the customer of its latest link (an
+        // `identified` event with both ids) with ts <= as_of, on equal ts the greatest
+        // event_id — whether or not that customer is in the universe.
+        let mut links: HashMap<&str, (i64, &str, &str)> = HashMap::new();
+        if snapshot.stitched {
+            for cells in &ev.rows {
+                let (
+                    Cell::Text(event_type),
+                    Cell::Text(customer),
+                    Cell::Text(anonymous),
+                    Cell::Time(ts),
+                    Cell::Text(event_id),
+                ) = (
+                    &cells[c_type],
+                    &cells[c_customer],
+                    &cells[c_anonymous],
+                    &cells[c_ts],
+                    &cells[c_event_id],
+                )
+                else {
+                    continue;
+                };
+                if event_type != "identified" {
+                    continue;
+                }
+                let link = (*ts, event_id.as_str(), customer.as_str());
+                let latest = links.entry(anonymous.as_str()).or_insert(link);
+                if (link.0, link.1) > (latest.0, latest.1) {
+                    *latest = link;
+                }
+            }
+        }
         for (row, cells) in ev.rows.iter().enumerate() {
             // The plan gives each event once; the reference checks it rather than trusts it.
             assert!(
@@ -624,11 +687,18 @@ impl<'a> Evaluator<'a> {
                 "reference: event {:?} twice",
                 cells[c_event_id]
             );
-            // Anonymous events and events of ids outside the universe count for nobody.
-            let Cell::Text(customer) = &cells[c_customer] else {
-                continue;
+            // An event with a customer_id keeps it; an anonymous one is its device's owner's
+            // when stitched, else nobody's. Events of ids outside the universe count for
+            // nobody.
+            let owner: &str = match (&cells[c_customer], &cells[c_anonymous]) {
+                (Cell::Text(customer), _) => customer,
+                (_, Cell::Text(anonymous)) => match links.get(anonymous.as_str()) {
+                    Some((_, _, customer)) => customer,
+                    None => continue,
+                },
+                _ => continue,
             };
-            let Some(&i) = index.get(customer.as_str()) else {
+            let Some(&i) = index.get(owner) else {
                 continue;
             };
             let (Cell::Text(event_type), Cell::Time(ts)) = (&cells[c_type], &cells[c_ts]) else {
@@ -750,6 +820,70 @@ impl<'a> Evaluator<'a> {
                     .collect()
             }
             Condition::Event(e) => self.event_condition(e),
+            Condition::Sequence(sequence) => self.sequence_condition(sequence),
+        }
+    }
+
+    /// A sequence: for every event that may serve the first step (in the period), the
+    /// earliest event after it for each next step — for a fixed first event, taking the
+    /// earliest possible event at every step never rules out a chain the definition admits
+    /// (any later choice only narrows what may follow) — then whether the last one lies within
+    /// `within` of the first. Timestamps strictly increase along the chain, so an event never
+    /// serves two steps and equal instants are never consecutive.
+    fn sequence_condition(&self, sequence: &SequenceCondition) -> Vec<bool> {
+        let within = sequence.within.as_ref().map(duration_micros);
+        let steps = &sequence.steps;
+        self.events
+            .iter()
+            .map(|events| {
+                let mut events: Vec<&Event> = events.iter().collect();
+                events.sort_by_key(|ev| ev.ts);
+                let serves = |ev: &Event, k: usize| {
+                    steps[k].events.contains(&ev.event_type)
+                        && steps[k].filters.iter().all(|f| {
+                            self.test(
+                                self.event_cell(ev, &f.property),
+                                f.op,
+                                f.value.as_ref(),
+                                f.ignore_case,
+                            )
+                        })
+                        && (k > 0 || self.in_period(&sequence.period, ev.ts))
+                };
+                events.iter().any(|first| {
+                    if !serves(first, 0) {
+                        return false;
+                    }
+                    let deadline = within.map(|w| first.ts + w);
+                    let mut at = first.ts;
+                    (1..steps.len()).all(|k| {
+                        let next = events.iter().find(|ev| {
+                            ev.ts > at && deadline.is_none_or(|d| ev.ts <= d) && serves(ev, k)
+                        });
+                        match next {
+                            Some(ev) => {
+                                at = ev.ts;
+                                true
+                            }
+                            None => false,
+                        }
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `ts` lies in `period` (and at or before `as_of`).
+    fn in_period(&self, period: &Period, ts: i64) -> bool {
+        let as_of = self.as_of;
+        match period {
+            Period::AllTime => ts <= as_of,
+            Period::Last(d) => as_of - duration_micros(d) < ts && ts <= as_of,
+            Period::BeforeLast(d) => ts <= as_of - duration_micros(d),
+            Period::Since(since) => since.timestamp_micros() <= ts && ts <= as_of,
+            Period::Between(from, to) => {
+                from.timestamp_micros() <= ts && ts < to.timestamp_micros() && ts <= as_of
+            }
         }
     }
 
@@ -930,18 +1064,7 @@ impl<'a> Evaluator<'a> {
     }
 
     fn event_matches(&self, e: &EventCondition, ev: &Event) -> bool {
-        let ts = ev.ts;
-        let as_of = self.as_of;
-        let in_period = match &e.period {
-            Period::AllTime => ts <= as_of,
-            Period::Last(d) => as_of - duration_micros(d) < ts && ts <= as_of,
-            Period::BeforeLast(d) => ts <= as_of - duration_micros(d),
-            Period::Since(since) => since.timestamp_micros() <= ts && ts <= as_of,
-            Period::Between(from, to) => {
-                from.timestamp_micros() <= ts && ts < to.timestamp_micros() && ts <= as_of
-            }
-        };
-        in_period
+        self.in_period(&e.period, ev.ts)
             && e.events.contains(&ev.event_type)
             && e.filters.iter().all(|f| {
                 self.test(

@@ -141,7 +141,9 @@ impl crate::Error {
     pub fn blame(&self) -> Blame {
         use crate::Error;
         match self {
-            Error::InvalidStoreUrl { .. } | Error::InvalidArgument { .. } => Blame::Input,
+            Error::InvalidStoreUrl { .. }
+            | Error::InvalidArgument { .. }
+            | Error::IdentityMismatch { .. } => Blame::Input,
             Error::UnreadableFile { .. }
             | Error::Corrupt { .. }
             | Error::ObjectStore(_)

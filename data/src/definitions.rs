@@ -50,5 +50,6 @@ where
     F: FnMut(Definitions) -> Fut,
     Fut: Future<Output = std::result::Result<Definitions, E>>,
 {
+    crate::identity::ensure_writable(store).await?;
     update_json(store, layout::DEFINITIONS_FILE, change).await
 }

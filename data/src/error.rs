@@ -45,6 +45,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// This process is configured with another identity setting than the store records, so it
+    /// refuses to write (it would evaluate events as belonging to other customers than every
+    /// other process of the store does).
+    #[error(
+        "the store records identity `{recorded}` but this process is configured with \
+         `{configured}` (identity in kitle.toml or KITLE_IDENTITY), so it refuses to write; \
+         configure `{recorded}`, or run `kitle identity set {configured}` to change the \
+         store's setting on purpose"
+    )]
+    IdentityMismatch {
+        /// What the store records.
+        recorded: String,
+        /// What this process is configured with.
+        configured: String,
+    },
+
     /// The object store failed (I/O, network, permissions).
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),

@@ -52,6 +52,14 @@ pub fn json_value(array: &dyn Array, row: usize) -> Json {
         DataType::Decimal128(..) | DataType::Float32 | DataType::Float16 => {
             number(display(array, row))
         }
+        DataType::List(_) => {
+            let items = array.as_list::<i32>().value(row);
+            Json::Array((0..items.len()).map(|i| json_value(&items, i)).collect())
+        }
+        DataType::LargeList(_) => {
+            let items = array.as_list::<i64>().value(row);
+            Json::Array((0..items.len()).map(|i| json_value(&items, i)).collect())
+        }
         _ => Json::String(display(array, row)),
     }
 }

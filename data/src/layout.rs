@@ -45,6 +45,10 @@ pub fn partition_date_of(relative_path: &str) -> Option<NaiveDate> {
 /// whole, so that a set of definitions is stored all or nothing.
 pub const DEFINITIONS_FILE: &str = "segments/definitions.json";
 
+/// The store's recorded identity setting (`customer_id` or `stitched`), so that every process
+/// reading the store agrees on whose events are whose.
+pub const IDENTITY_FILE: &str = "settings/identity.json";
+
 /// The manifest: which membership version of each segment is current, and every refresh's
 /// figures. Written last by a refresh; whatever it names is complete.
 pub const MANIFEST_FILE: &str = "memberships/manifest.json";

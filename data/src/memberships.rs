@@ -52,6 +52,11 @@ pub struct RefreshRecord {
     pub members: String,
     /// Change-log file, relative to the store root.
     pub changes: String,
+    /// Whether this version is an erasure's (the previous one without the erased customers,
+    /// nothing re-evaluated): its change log holds the erasure's own `exited` entries, the one
+    /// trace of an erased id kitle keeps.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erasure: bool,
 }
 
 /// The state of one segment's memberships: every refresh, the last one current.
@@ -79,6 +84,17 @@ pub struct Manifest {
     /// the entry it read with the one it finds, so an unchanged entry is no obstacle).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub removed: BTreeMap<String, DateTime<Utc>>,
+    /// Every erased customer (by the SHA-256 of their id), oldest first: excluded from every
+    /// evaluation from then on (see [`crate::erasure`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erasures: Vec<crate::erasure::Erasure>,
+}
+
+impl Manifest {
+    /// The SHA-256 of every erased customer id.
+    pub fn erased_hashes(&self) -> std::collections::BTreeSet<String> {
+        self.erasures.iter().map(|e| e.sha256.clone()).collect()
+    }
 }
 
 /// A member of a segment: the customer and the `as_of` at which they entered.
@@ -189,6 +205,20 @@ pub enum ChangeKind {
     Entered,
     /// Stopped being a member.
     Exited,
+    /// The entry at this position was erased (its customer was forgotten): it keeps its place
+    /// so that feed cursors stay valid, and is never shown.
+    Erased,
+}
+
+impl ChangeKind {
+    /// The value of the `change` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Entered => "entered",
+            ChangeKind::Exited => "exited",
+            ChangeKind::Erased => "erased",
+        }
+    }
 }
 
 /// One entry of a change log: who, which way, at which refresh's `as_of`.
@@ -220,7 +250,12 @@ pub async fn read_changes(store: &Store, relative: &str) -> Result<Vec<Change>> 
             let change = match kinds.value(i) {
                 "entered" => ChangeKind::Entered,
                 "exited" => ChangeKind::Exited,
-                _ => return Err(corrupt("a change that is neither `entered` nor `exited`")),
+                "erased" => ChangeKind::Erased,
+                _ => {
+                    return Err(corrupt(
+                        "a change that is neither `entered`, `exited` nor `erased`",
+                    ));
+                }
             };
             changes.push(Change {
                 customer_id: ids.value(i).to_string(),
@@ -312,16 +347,25 @@ pub struct Commit {
 /// committed, because committing it would bring back memberships of a removed segment.
 pub async fn commit(store: &Store, base: &Manifest, versions: &[NewVersion]) -> Result<Commit> {
     crate::failpoint::reach("refresh.evaluated");
+    crate::identity::ensure_writable(store).await?;
     let nonce = nonce();
-    // Files already written, by segment and the version they were computed against.
-    let written: std::sync::Mutex<BTreeMap<String, (Option<u64>, RefreshRecord)>> =
-        Default::default();
+    // Files already written, by segment: the version they were computed against, how many
+    // erasures the manifest listed then, and their record.
+    type Written = BTreeMap<String, (Option<u64>, usize, RefreshRecord)>;
+    let written: std::sync::Mutex<Written> = Default::default();
     let written = &written;
     // The records of the last application of the change: the one that was committed.
     let last: std::sync::Mutex<Vec<(String, RefreshRecord)>> = Default::default();
     let last = &last;
     let nonce = nonce.as_str();
+    let base_erased = base.erased_hashes();
+    let base_erased = &base_erased;
     let committed = crate::commit::update_json(store, layout::MANIFEST_FILE, |mut next: Manifest| async move {
+        // Customers erased after `base` was read (so possibly evaluated before their erasure):
+        // never brought back (see `crate::erasure`).
+        let erased_meanwhile: std::collections::BTreeSet<String> =
+            next.erased_hashes().difference(base_erased).cloned().collect();
+        let erasures = next.erasures.len();
         let mut records = Vec::with_capacity(versions.len());
         for v in versions {
             if next.removed.get(&v.segment) != base.removed.get(&v.segment) {
@@ -337,14 +381,21 @@ pub async fn commit(store: &Store, base: &Manifest, versions: &[NewVersion]) -> 
             let against = current.as_ref().map(|r| r.version);
             let cached = written.lock().expect("written lock").get(&v.segment).cloned();
             let record = match cached {
-                Some((at, record)) if at == against => record,
-                _ => {
+                Some((at, seen, record)) if at == against && seen == erasures => record,
+                stale => {
+                    // Files of an attempt that lost its race: named by no manifest, ever.
+                    if let Some((_, _, old)) = stale {
+                        remove_uncommitted(store, &old).await;
+                    }
+                    let kept = without_erased(v, &erased_meanwhile);
+                    let v = kept.as_ref().unwrap_or(v);
                     let based = base.segments.get(&v.segment).and_then(SegmentMemberships::current);
                     let fresh;
                     let version = if based.map(|r| r.version) == against {
                         v
                     } else {
-                        // Another refresh committed this segment meanwhile: diff again.
+                        // Another refresh (or an erasure) committed this segment meanwhile:
+                        // diff again.
                         let previous = match &current {
                             Some(r) => read_members(store, &r.members).await?,
                             None => Vec::new(),
@@ -357,7 +408,7 @@ pub async fn commit(store: &Store, base: &Manifest, versions: &[NewVersion]) -> 
                     written
                         .lock()
                         .expect("written lock")
-                        .insert(v.segment.clone(), (against, record.clone()));
+                        .insert(v.segment.clone(), (against, erasures, record.clone()));
                     record
                 }
             };
@@ -378,6 +429,41 @@ pub async fn commit(store: &Store, base: &Manifest, versions: &[NewVersion]) -> 
         records,
         retries: committed.retries,
     })
+}
+
+/// `v` without the customers whose id hashes are in `erased`; `None` when none of them is in it.
+fn without_erased(
+    v: &NewVersion,
+    erased: &std::collections::BTreeSet<String>,
+) -> Option<NewVersion> {
+    if erased.is_empty() {
+        return None;
+    }
+    let gone = |id: &String| erased.contains(&crate::erasure::id_hash(id));
+    let touched = v.members.iter().any(|m| gone(&m.customer_id)) || v.exited.iter().any(gone);
+    touched.then(|| NewVersion {
+        segment: v.segment.clone(),
+        as_of: v.as_of,
+        members: v
+            .members
+            .iter()
+            .filter(|m| !gone(&m.customer_id))
+            .cloned()
+            .collect(),
+        entered: v.entered.iter().filter(|c| !gone(c)).cloned().collect(),
+        exited: v.exited.iter().filter(|c| !gone(c)).cloned().collect(),
+        duration_ms: v.duration_ms,
+    })
+}
+
+/// Removes the files of a version that was written but never committed (best effort: a file
+/// left behind is named by no manifest, and an erasure removes it if it holds an erased id).
+async fn remove_uncommitted(store: &Store, record: &RefreshRecord) {
+    for file in [&record.members, &record.changes] {
+        if let Err(e) = store.object_store().delete(&store.path(file)).await {
+            tracing::warn!(file = file.as_str(), error = %e, "cannot remove an uncommitted file");
+        }
+    }
 }
 
 /// Writes the members file and change log of `v` as version `version`; its manifest record.
@@ -402,11 +488,13 @@ async fn write_version(
         duration_ms: v.duration_ms,
         members: members_path,
         changes: changes_path,
+        erasure: false,
     })
 }
 
-/// A name part no other writer uses: the time in nanoseconds and the process id.
-fn nonce() -> String {
+/// A name part no other writer uses (the time in nanoseconds and the process id), so that a
+/// crashed or concurrent writer never overwrites a file another manifest may name.
+pub(crate) fn nonce() -> String {
     format!(
         "{:x}",
         Utc::now().timestamp_nanos_opt().unwrap_or_default() ^ i64::from(std::process::id())
@@ -417,6 +505,7 @@ fn nonce() -> String {
 /// so that a refresh of it that was already running cannot commit it back (see [`commit`]).
 /// Its files stay, named by no manifest.
 pub async fn forget(store: &Store, segment: &str) -> Result<()> {
+    crate::identity::ensure_writable(store).await?;
     let at = Utc::now();
     crate::commit::update_json(
         store,
@@ -493,6 +582,62 @@ fn changes_parquet(v: &NewVersion) -> Result<Bytes> {
             Arc::new(segment),
             Arc::new(ids),
             Arc::new(change),
+            Arc::new(at),
+        ],
+    )?;
+    write_parquet(batch)
+}
+
+/// A members file of `segment` holding `members` (sorted by customer id).
+pub(crate) fn members_file_bytes(segment: &str, members: &[Member]) -> Result<Bytes> {
+    let n = members.len();
+    let segments: StringArray = std::iter::repeat_n(Some(segment), n).collect();
+    let ids: StringArray = members
+        .iter()
+        .map(|m| Some(m.customer_id.as_str()))
+        .collect();
+    let since = TimestampMicrosecondArray::from(
+        members
+            .iter()
+            .map(|m| m.since.timestamp_micros())
+            .collect::<Vec<_>>(),
+    )
+    .with_timezone(crate::contract::UTC);
+    let batch = RecordBatch::try_new(
+        members_schema(),
+        vec![Arc::new(segments), Arc::new(ids), Arc::new(since)],
+    )?;
+    write_parquet(batch)
+}
+
+/// A change log of `segment` holding `changes` in this order; an erased position is written
+/// with an empty `customer_id` and `change` = `erased`.
+pub(crate) fn changes_file_bytes(segment: &str, changes: &[Change]) -> Result<Bytes> {
+    let n = changes.len();
+    let segments: StringArray = std::iter::repeat_n(Some(segment), n).collect();
+    let ids: StringArray = changes
+        .iter()
+        .map(|c| {
+            Some(match c.change {
+                ChangeKind::Erased => "",
+                _ => c.customer_id.as_str(),
+            })
+        })
+        .collect();
+    let kinds: StringArray = changes.iter().map(|c| Some(c.change.as_str())).collect();
+    let at = TimestampMicrosecondArray::from(
+        changes
+            .iter()
+            .map(|c| c.at.timestamp_micros())
+            .collect::<Vec<_>>(),
+    )
+    .with_timezone(crate::contract::UTC);
+    let batch = RecordBatch::try_new(
+        changes_schema(),
+        vec![
+            Arc::new(segments),
+            Arc::new(ids),
+            Arc::new(kinds),
             Arc::new(at),
         ],
     )?;

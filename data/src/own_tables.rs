@@ -11,7 +11,9 @@ use crate::contract::timestamp_type;
 use crate::definitions::read_definitions;
 use crate::error::Result;
 use crate::layout;
-use crate::memberships::{SegmentMemberships, changes_schema, members_schema, read_manifest};
+use crate::memberships::{
+    ChangeKind, SegmentMemberships, changes_schema, members_schema, read_manifest,
+};
 use crate::store::Store;
 
 /// Registers the analyst tables over kitle's own objects in `ctx`:
@@ -40,9 +42,20 @@ pub async fn register_tables(
         "memberships",
         files_table(store, &current, members_schema())?,
     )?;
+    // Placeholders of erased entries keep their positions in the logs but are no changes.
+    let logs = datafusion::logical_expr::LogicalPlanBuilder::scan(
+        "segment_changes",
+        datafusion::datasource::provider_as_source(files_table(store, &changes, changes_schema())?),
+        None,
+    )?
+    .filter(
+        datafusion::prelude::col("change")
+            .not_eq(datafusion::prelude::lit(ChangeKind::Erased.as_str())),
+    )?
+    .build()?;
     ctx.register_table(
         "segment_changes",
-        files_table(store, &changes, changes_schema())?,
+        Arc::new(datafusion::datasource::ViewTable::new(logs, None)),
     )?;
 
     let mut ids = Vec::new();

@@ -145,7 +145,15 @@ pub fn context_with(store: &Store, limits: &Limits) -> SessionContext {
             key: limits.time_key,
         })));
     }
-    SessionContext::new_with_state(state.build())
+    with_functions(SessionContext::new_with_state(state.build()))
+}
+
+/// `ctx` with kitle's own functions registered ([`crate::functions::register`]): every
+/// session kitle builds goes through [`context_with`], so this is the one place (an engine of
+/// another kind, such as a cluster's executors, registers the same list from there).
+fn with_functions(ctx: SessionContext) -> SessionContext {
+    crate::functions::register(&ctx);
+    ctx
 }
 
 /// [`new_context`] with a memory limit for query execution (operators that cannot spill fail

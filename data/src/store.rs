@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::identity::Identity;
 
 /// S3 connection settings: `AmazonS3Builder`'s own configuration keys (`endpoint`,
 /// `region`, `access_key_id`, `secret_access_key`, `session_token`, `allow_http`,
@@ -108,6 +109,9 @@ pub struct StoreConfig {
     pub s3: S3Options,
     /// Fail on an unreadable file instead of skipping and reporting it.
     pub strict: bool,
+    /// The identity setting this process is configured with (`identity` in `kitle.toml`,
+    /// `KITLE_IDENTITY`); `None` follows what the store records (see [`crate::identity`]).
+    pub identity: Option<Identity>,
 }
 
 impl Default for StoreConfig {
@@ -116,6 +120,7 @@ impl Default for StoreConfig {
             url: DEFAULT_STORE.to_string(),
             s3: S3Options::default(),
             strict: false,
+            identity: None,
         }
     }
 }
@@ -134,6 +139,7 @@ pub struct Store {
     /// The URL as the user should see it.
     display: String,
     strict: bool,
+    identity: Option<Identity>,
     /// The folder of a local store (`None` for S3): commits lock files there.
     local: Option<PathBuf>,
 }
@@ -147,7 +153,8 @@ impl Store {
             return Err(invalid(raw, "the URL is empty"));
         }
         if let Some(rest) = raw.strip_prefix("s3://") {
-            return Self::open_s3(raw, rest, &config.s3, config.strict);
+            return Self::open_s3(raw, rest, &config.s3, config.strict)
+                .map(|s| s.with_identity(config.identity));
         }
         let local = if let Some(rest) = raw.strip_prefix("file://") {
             let url = Url::parse(raw).map_err(|e| invalid(raw, &e.to_string()))?;
@@ -170,7 +177,12 @@ impl Store {
         } else {
             PathBuf::from(raw)
         };
-        Self::open_local(raw, local, config.strict)
+        Self::open_local(raw, local, config.strict).map(|s| s.with_identity(config.identity))
+    }
+
+    fn with_identity(mut self, identity: Option<Identity>) -> Self {
+        self.identity = identity;
+        self
     }
 
     fn open_local(raw: &str, path: PathBuf, strict: bool) -> Result<Self> {
@@ -188,6 +200,7 @@ impl Store {
             root,
             display: absolute.display().to_string(),
             strict,
+            identity: None,
             local: Some(absolute),
         })
     }
@@ -213,6 +226,7 @@ impl Store {
             root: Path::from(prefix.trim_matches('/')),
             display: raw.to_string(),
             strict,
+            identity: None,
             local: None,
         })
     }
@@ -236,6 +250,12 @@ impl Store {
     /// Whether unreadable files are fatal rather than skipped and reported.
     pub fn strict(&self) -> bool {
         self.strict
+    }
+
+    /// The identity setting this process is configured with; `None` when it follows the
+    /// store's recorded setting (see [`crate::identity`]).
+    pub fn configured_identity(&self) -> Option<Identity> {
+        self.identity
     }
 
     /// The URL under which DataFusion's object-store registry knows this store.
@@ -327,6 +347,7 @@ mod tests {
                 .with("secret_access_key", "s")
                 .with("allow_http", "true"),
             strict: false,
+            identity: None,
         })
         .unwrap();
         assert_eq!(s.object_store_url().as_str(), "s3://shop/");
@@ -346,7 +367,7 @@ mod tests {
         let err = Store::open(&StoreConfig {
             url: "s3://b/p".into(),
             s3: S3Options::default().with("endpiont", "x"),
-            strict: false,
+            ..StoreConfig::default()
         })
         .unwrap_err()
         .to_string();

@@ -8,7 +8,7 @@
 //! listing by [`crate::readable::ReadableOnly`] after being reported. Everything is built from
 //! DataFusion built-ins, so the same plans can run on any executor that can scan the store.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -21,6 +21,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::functions::core::expr_fn::{file_row_index, input_file_name};
+use datafusion::functions::expr_fn::{encode, sha256};
 use datafusion::functions_aggregate::expr_fn::{count, first_value};
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{ExprFunctionExt, LogicalPlan, LogicalPlanBuilder};
@@ -30,6 +31,7 @@ use serde::Serialize;
 use crate::contract::{ContractTable, UTC};
 use crate::error::Result;
 use crate::files::{FooterCache, NullRows, SkippedFile, TableFiles, check_table_files};
+use crate::identity::Identity;
 use crate::layout;
 use crate::readable::ReadableOnly;
 use crate::store::Store;
@@ -60,6 +62,8 @@ pub struct ContractTables {
     store: Store,
     customers: Arc<TableFiles>,
     events: Arc<TableFiles>,
+    identity: Identity,
+    erased: Arc<BTreeSet<String>>,
 }
 
 /// Hidden columns used to order profile rows of the same `updated_at`.
@@ -70,14 +74,41 @@ const RANK_COLUMN: &str = "__kitle_rank";
 impl ContractTables {
     /// Checks every file of `customers/` and `events/`. In strict mode an unreadable file is
     /// an error naming it; otherwise it is left out and listed in [`Self::report`].
+    ///
+    /// Also reads what decides whose events are whose and who is forgotten: the store's
+    /// identity setting ([`crate::identity::effective_identity`]) and the erasure list of the
+    /// manifest, so that every plan built from these tables agrees on them.
     pub async fn load(store: &Store, cache: &FooterCache) -> Result<Self> {
         let customers = check_table_files(store, ContractTable::Customers, cache).await?;
         let events = check_table_files(store, ContractTable::Events, cache).await?;
+        let identity = crate::identity::effective_identity(store).await?;
+        let erased = crate::memberships::read_manifest(store)
+            .await?
+            .erased_hashes();
         Ok(Self {
             store: store.clone(),
             customers: Arc::new(customers),
             events: Arc::new(events),
+            identity,
+            erased: Arc::new(erased),
         })
+    }
+
+    /// Whose events are whose in this store, as it was when the tables were loaded.
+    pub fn identity(&self) -> Identity {
+        self.identity
+    }
+
+    /// The same tables evaluated with another identity setting (for comparing the two).
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// The SHA-256 (lower-case hex) of every erased customer id, as the manifest held them
+    /// when the tables were loaded.
+    pub fn erased(&self) -> &BTreeSet<String> {
+        &self.erased
     }
 
     /// The store these tables read.
@@ -111,7 +142,8 @@ impl ContractTables {
     }
 
     /// Registers the store with `ctx`'s runtime, showing DataFusion only the readable files,
-    /// and registers the `events` and `customers` tables (latest profiles, every event once).
+    /// and registers the `events`, `customers` (latest profiles of customers not erased, every
+    /// event once) and `identities` tables (each anonymous id's owner, now).
     pub fn register(&self, ctx: &SessionContext) -> Result<()> {
         self.install_store(ctx);
         ctx.register_table(
@@ -120,14 +152,22 @@ impl ContractTables {
         )?;
         ctx.register_table(
             "customers",
-            Arc::new(ViewTable::new(self.customers_plan(None)?, None)),
+            Arc::new(ViewTable::new(self.universe_plan(None)?, None)),
+        )?;
+        ctx.register_table(
+            "identities",
+            Arc::new(ViewTable::new(
+                self.identities_view(Some(Utc::now()))?,
+                None,
+            )),
         )?;
         Ok(())
     }
 
-    /// Registers `events` and `customers` as they were at `as_of`: events with `ts <= as_of`,
-    /// and for each customer the latest row with `updated_at <= as_of`. This is what a `sql`
-    /// condition of a segment sees.
+    /// Registers `events`, `customers` and `identities` as they were at `as_of`: events with
+    /// `ts <= as_of`, for each customer (not erased) the latest row with `updated_at <= as_of`,
+    /// and each anonymous id's owner by the links up to `as_of`. This is what a `sql` condition
+    /// of a segment sees.
     pub fn register_as_of(&self, ctx: &SessionContext, as_of: DateTime<Utc>) -> Result<()> {
         self.install_store(ctx);
         ctx.register_table(
@@ -136,7 +176,11 @@ impl ContractTables {
         )?;
         ctx.register_table(
             "customers",
-            Arc::new(ViewTable::new(self.customers_plan(Some(as_of))?, None)),
+            Arc::new(ViewTable::new(self.universe_plan(Some(as_of))?, None)),
+        )?;
+        ctx.register_table(
+            "identities",
+            Arc::new(ViewTable::new(self.identities_view(Some(as_of))?, None)),
         )?;
         Ok(())
     }
@@ -257,6 +301,76 @@ impl ContractTables {
 }
 
 impl ContractTables {
+    /// The universe: [`Self::customers_plan`] without the erased customers (whose id's
+    /// SHA-256 is in the erasure list). Every evaluation starts from it, and analysts' SQL sees
+    /// it as `customers`.
+    pub fn universe_plan(&self, as_of: Option<DateTime<Utc>>) -> Result<LogicalPlan> {
+        let plan = self.customers_plan(as_of)?;
+        match self.not_erased(col("customer_id")) {
+            Some(keep) => Ok(LogicalPlanBuilder::from(plan).filter(keep)?.build()?),
+            None => Ok(plan),
+        }
+    }
+
+    /// `expr` (a customer id) is not erased; `None` when nothing is erased.
+    pub fn not_erased(&self, expr: Expr) -> Option<Expr> {
+        if self.erased.is_empty() {
+            return None;
+        }
+        let hashes: Vec<Expr> = self.erased.iter().map(|h| lit(h.clone())).collect();
+        Some(
+            encode(sha256(expr), lit("hex"))
+                .in_list(hashes, true)
+                .is_true(),
+        )
+    }
+
+    /// Each anonymous id's owner by the segment language's rule: `anonymous_id`, `customer_id`,
+    /// `since` — the customer and `ts` of the **latest** link (an `identified` event with both
+    /// ids set) with `ts <= as_of` (every link with `as_of` `None`), on equal `ts` the one with
+    /// the greatest `event_id`. Owners outside the universe are kept (their events then count
+    /// for nobody). Links may land in any partition, so every partition up to `as_of` is read.
+    pub fn identities_plan(&self, as_of: Option<DateTime<Utc>>) -> Result<LogicalPlan> {
+        let source = self.events_source()?;
+        let links = col("event_type")
+            .eq(lit(IDENTIFIED))
+            .and(col("customer_id").is_not_null())
+            .and(col("anonymous_id").is_not_null())
+            .and(col("event_id").is_not_null())
+            .and(col("ts").is_not_null());
+        let mut builder =
+            LogicalPlanBuilder::scan("events", provider_as_source(source), None)?.filter(links)?;
+        if let Some(as_of) = as_of {
+            builder = builder.filter(events_until(as_of))?;
+        }
+        let rank = row_number()
+            .partition_by(vec![col("anonymous_id")])
+            .order_by(vec![
+                col("ts").sort(false, true),
+                col("event_id").sort(false, true),
+            ])
+            .build()?
+            .alias(RANK_COLUMN);
+        Ok(builder
+            .window(vec![rank])?
+            .filter(col(RANK_COLUMN).eq(lit(1u64)))?
+            .project(vec![
+                col("anonymous_id"),
+                col("customer_id"),
+                col("ts").alias("since"),
+            ])?
+            .build()?)
+    }
+
+    /// [`Self::identities_plan`] as analysts see it: without rows owned by erased customers.
+    fn identities_view(&self, as_of: Option<DateTime<Utc>>) -> Result<LogicalPlan> {
+        let plan = self.identities_plan(as_of)?;
+        match self.not_erased(col("customer_id")) {
+            Some(keep) => Ok(LogicalPlanBuilder::from(plan).filter(keep)?.build()?),
+            None => Ok(plan),
+        }
+    }
+
     /// How many events of each `event_type` the store holds (each `event_id` once), most
     /// frequent first, for builders that offer the event types present. Reads only the
     /// `event_id`, `event_type`, `ts` and partition columns of the readable event files.
@@ -306,6 +420,9 @@ impl ContractTables {
         Ok(counts)
     }
 }
+
+/// The event type of a link between an anonymous id and a customer.
+pub const IDENTIFIED: &str = "identified";
 
 /// `ts <= as_of`, plus the same bound on the partition column so that later partitions are
 /// never opened.

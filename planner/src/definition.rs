@@ -17,6 +17,10 @@ use crate::decimal::Decimal;
 use crate::error::{Error, join};
 use crate::time::{Duration, format_instant, parse_instant};
 
+mod sequence;
+
+pub use sequence::{MAX_STEPS, MIN_STEPS, SequenceCondition, SequenceStep};
+
 /// One segment: who is in it (`condition`) and when it is recomputed (`refresh`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentDefinition {
@@ -195,6 +199,8 @@ pub enum Condition {
     Attribute(AttributeCondition),
     /// A condition on a customer's events.
     Event(EventCondition),
+    /// `{"sequence": [step, …], …}`: an ordered chain of events (a funnel).
+    Sequence(SequenceCondition),
 }
 
 impl Condition {
@@ -209,6 +215,7 @@ impl Condition {
             Condition::Sql(_) => "sql",
             Condition::Attribute(_) => "attribute",
             Condition::Event(_) => "event",
+            Condition::Sequence(_) => "sequence",
         }
     }
 
@@ -246,6 +253,7 @@ impl Condition {
             Condition::Sql(sql) => json!({"sql": sql}),
             Condition::Attribute(a) => a.to_json(),
             Condition::Event(e) => e.to_json(),
+            Condition::Sequence(s) => s.to_json(),
         }
     }
 }
@@ -568,9 +576,10 @@ pub enum Op {
     HasAll,
     /// `has_none`: a list of texts holds none of the values.
     HasNone,
-    /// `top_percent`: among the highest `v` % of a numeric measure.
+    /// `top_percent`: among the highest `v` % of a numeric measure or of `first_time` /
+    /// `last_time` (later ranks higher).
     TopPercent,
-    /// `bottom_percent`: among the lowest `v` % of a numeric measure.
+    /// `bottom_percent`: among the lowest `v` % of the same.
     BottomPercent,
 }
 
@@ -646,7 +655,8 @@ impl Op {
     /// The operators every column has; they take no value.
     pub const PRESENCE: [Op; 2] = [Op::IsSet, Op::IsNotSet];
 
-    /// The ranking operators, for numeric event measures only.
+    /// The ranking operators, for event measures only: numeric ones and `first_time` /
+    /// `last_time`.
     pub const PERCENT: [Op; 2] = [Op::TopPercent, Op::BottomPercent];
 
     /// The operator's name in the language.

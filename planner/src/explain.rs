@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::compile::build_explain_plan;
-use crate::definition::{Condition, Measure, Op, Period, SegmentDefinition};
+use crate::definition::{Condition, Measure, Op, Period, SegmentDefinition, SequenceCondition};
 use crate::error::Error;
 use crate::time::format_instant;
 
@@ -113,6 +113,56 @@ pub async fn explain_member(
     })
 }
 
+/// A sequence: which steps were reached and when (`extra` holds the instant each step was
+/// first reached, null where it was not), and whether the whole chain was (`value`).
+fn sequence_sentence(sequence: &SequenceCondition, value: &Json, extra: &Json) -> String {
+    let n = sequence.steps.len();
+    let names: Vec<String> = sequence
+        .steps
+        .iter()
+        .map(|step| {
+            let filters = if step.filters.is_empty() {
+                ""
+            } else {
+                " (filtered)"
+            };
+            format!("{}{filters}", step.events.join("|"))
+        })
+        .collect();
+    let within = match &sequence.within {
+        Some(d) => format!(" within {d}"),
+        None => String::new(),
+    };
+    let head = format!(
+        "sequence {}{within}, first step {}",
+        names.join(" → "),
+        period_text(&sequence.period)
+    );
+    let reached: Vec<String> = match extra {
+        Json::Array(items) => items
+            .iter()
+            .enumerate()
+            .filter(|(_, at)| !at.is_null())
+            .map(|(i, at)| format!("step {} at {}", i + 1, value_text(at).trim_matches('"')))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !value.is_null() {
+        return format!(
+            "{head}: completed at {}",
+            value_text(value).trim_matches('"')
+        );
+    }
+    if reached.is_empty() {
+        return format!("{head}: no step reached; needs all {n}");
+    }
+    format!(
+        "{head}: reached {} of {n} ({}); needs all {n}",
+        reached.len(),
+        reached.join(", ")
+    )
+}
+
 fn period_text(period: &Period) -> String {
     match period {
         Period::AllTime => "all time".into(),
@@ -170,6 +220,7 @@ fn sentence(condition: &Condition, held: bool, value: &Json, extra: &Json) -> St
                 value_text(value)
             )
         }
+        Condition::Sequence(sequence) => sequence_sentence(sequence, value, extra),
         Condition::Event(e) => {
             let events = e.events.join("|");
             let period = period_text(&e.period);

@@ -40,7 +40,7 @@ pub use compile::{RefreshPlan, build_refresh_plan, evaluate};
 pub use decimal::Decimal;
 pub use definition::{
     AttributeCondition, Comparison, Condition, EventCondition, FollowUp, Measure, Op, Period,
-    PropertyFilter, Refresh, SegmentDefinition, Value,
+    PropertyFilter, Refresh, SegmentDefinition, SequenceCondition, SequenceStep, Value,
 };
 pub use describe::{ColumnDescription, EventTypeCount, StoreDescription};
 pub use error::{Error, Problem, Problems};

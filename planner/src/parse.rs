@@ -21,10 +21,12 @@ use crate::definition::{
 use crate::error::{Error, Problem, Problems, found, join, quote};
 use crate::time::{DURATION_ALLOWED, Duration, INSTANT_ALLOWED, parse_instant};
 
+mod sequence;
+
 /// The fields of a definition.
 pub const DEFINITION_FIELDS: [&str; 5] = ["id", "name", "description", "refresh", "condition"];
 /// The keys that name a kind of condition; a condition object has exactly one of them.
-pub const CONDITION_KINDS: [&str; 8] = [
+pub const CONDITION_KINDS: [&str; 9] = [
     "all",
     "any",
     "not",
@@ -33,6 +35,7 @@ pub const CONDITION_KINDS: [&str; 8] = [
     "sql",
     "attribute",
     "event",
+    "sequence",
 ];
 /// The fields of an attribute condition.
 pub const ATTRIBUTE_FIELDS: [&str; 4] = ["attribute", "op", "value", "ignore_case"];
@@ -50,6 +53,10 @@ pub const EVENT_FIELDS: [&str; 7] = [
 pub const FILTER_FIELDS: [&str; 4] = ["property", "op", "value", "ignore_case"];
 /// The fields of `not_followed_by`.
 pub const FOLLOW_UP_FIELDS: [&str; 3] = ["event", "within", "where"];
+/// The fields of a sequence condition.
+pub const SEQUENCE_FIELDS: [&str; 3] = ["sequence", "within", "period"];
+/// The fields of a sequence's step.
+pub const STEP_FIELDS: [&str; 2] = ["event", "where"];
 /// The fields of a bucket.
 pub const BUCKET_FIELDS: [&str; 3] = ["salt", "from", "to"];
 /// The keys of an object period.
@@ -365,6 +372,7 @@ impl Parser {
                 }
             }
             "attribute" => self.attribute(object, path).map(Condition::Attribute),
+            "sequence" => self.sequence(object, path).map(Condition::Sequence),
             _ => self.event(object, path).map(Condition::Event),
         }
     }
@@ -830,7 +838,7 @@ impl Parser {
         measure: &Measure,
     ) -> Option<Option<Comparison>> {
         let ops: Vec<Op> = if measure.is_instant() {
-            Op::TIMESTAMP.to_vec()
+            Op::TIMESTAMP.iter().chain(&Op::PERCENT).copied().collect()
         } else {
             Op::NUMBER.iter().chain(&Op::PERCENT).copied().collect()
         };
@@ -1395,10 +1403,18 @@ mod tests {
                 vec!["condition.value"],
             ),
             (
+                // first_time / last_time rank too (later ranks higher), by a percent.
                 with(
-                    json!({"event": "x", "measure": "first_time", "op": "top_percent", "value": 10}),
+                    json!({"event": "x", "measure": "first_time", "op": "top_percent", "value": 0}),
                 ),
-                vec!["condition.op"],
+                vec!["condition.value"],
+            ),
+            (
+                with(
+                    json!({"event": "x", "measure": "last_time", "op": "bottom_percent",
+                            "value": "2025-01-01"}),
+                ),
+                vec!["condition.value"],
             ),
             (
                 with(json!({"event": "x", "measure": "last_time", "op": "gt", "value": 10})),

@@ -431,6 +431,25 @@ fn check_columns(def: &SegmentDefinition, schemas: &StoreSchemas) -> Problems {
                     }
                 }
             }
+            Condition::Sequence(sequence) => {
+                for (i, step) in sequence.steps.iter().enumerate() {
+                    for (j, f) in step.filters.iter().enumerate() {
+                        check_test(
+                            Test {
+                                table: "events",
+                                schema: &schemas.events,
+                                key: "property",
+                                column: &f.property,
+                                op: f.op,
+                                value: f.value.as_ref(),
+                                ignore_case: f.ignore_case,
+                            },
+                            &join(path, &format!("sequence[{i}].where[{j}]")),
+                            &mut problems,
+                        );
+                    }
+                }
+            }
             // A `sql` condition is planned by the compiler's check (it needs DataFusion):
             // `crate::compile::plan_sql_condition`, called for each one at its path when a
             // definition is checked against the store.

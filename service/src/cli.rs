@@ -55,6 +55,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TableFormat::Csv)]
         format: TableFormat,
     },
+    /// Forget customers (KVKK, GDPR): they leave every segment, every file kitle wrote is
+    /// rewritten without them, and they stay out of every later evaluation.
+    Erase {
+        /// Customer ids.
+        ids: Vec<String>,
+        /// Why, kept in the erasure list with the instant.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The store's identity setting: whose events are whose (customer_id or stitched).
+    #[command(subcommand)]
+    Identity(commands::identity::IdentityCommand),
     /// Serve the HTTP API, and refresh segments on their cadence.
     Serve {
         /// Address to listen on (default: `[serve] listen` of kitle.toml, else 127.0.0.1:8080).
@@ -91,6 +103,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Generate(args) => commands::generate::run(&ctx, args).await,
         Command::Sql { query, format } => commands::sql::run(&ctx, query, *format).await,
         Command::Segment(command) => commands::segment::run(&ctx, command).await,
+        Command::Identity(command) => commands::identity::run(&ctx, command).await,
+        Command::Erase { ids, reason } => commands::erase::run(&ctx, ids, reason.as_deref()).await,
         Command::Refresh { ids, as_of } => {
             commands::refresh::run_refresh(&ctx, ids, as_of.as_deref()).await
         }

@@ -40,6 +40,10 @@ pub struct FileConfig {
     /// to disk beyond it where they can). Applies to `kitle refresh`, scheduled and HTTP
     /// refreshes. Default: half of the machine's (or the cgroup's) memory.
     pub refresh_memory_limit_mb: usize,
+    /// Whose events are whose: `customer_id` or `stitched`, recorded in the store by its first
+    /// write (a process configured otherwise refuses to write); empty (the default): follow
+    /// what the store records.
+    pub identity: String,
     /// How long `kitle gc` leaves unnamed files alone, in seconds (a refresh writes its files
     /// before the commit that names them: this must exceed the longest refresh).
     pub gc_grace_seconds: u64,
@@ -57,6 +61,7 @@ impl Default for FileConfig {
             strict: false,
             time_zone: "UTC".to_string(),
             refresh_memory_limit_mb: kitle_data::session::default_refresh_memory_mb(),
+            identity: String::new(),
             gc_grace_seconds: kitle_data::layout::DEFAULT_GC_GRACE_SECONDS,
             s3: S3Options::default(),
             serve: ServeFile::default(),
@@ -464,6 +469,18 @@ impl FileConfig {
         self.s3
             .validate()
             .map_err(|e| CliError::input(format!("invalid configuration: {e}")))?;
+        let identity = match self.identity.as_str() {
+            "" => None,
+            text => Some(
+                text.parse::<kitle_data::identity::Identity>()
+                    .map_err(|_| {
+                        CliError::input(format!(
+                            "invalid configuration: identity {text:?} is neither `customer_id` nor \
+                     `stitched` (identity in kitle.toml, KITLE_IDENTITY)"
+                        ))
+                    })?,
+            ),
+        };
         let serve = self.serve;
         positive(
             "refresh_memory_limit_mb",
@@ -507,6 +524,7 @@ impl FileConfig {
                 url: overrides.store.clone().unwrap_or(self.store),
                 s3: self.s3,
                 strict: overrides.strict || self.strict,
+                identity,
             },
             time_zone,
             refresh_memory_limit_mb: self.refresh_memory_limit_mb,

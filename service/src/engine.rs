@@ -238,6 +238,35 @@ impl Engine {
         self.reload_memberships().await
     }
 
+    /// Erases `ids` (KVKK, GDPR; see `kitle_data::erasure`), then serves memberships without
+    /// them. Runs alone, like a refresh: it writes the manifest.
+    pub async fn erase(
+        &self,
+        ids: &[String],
+        reason: Option<&str>,
+    ) -> Result<kitle_data::erasure::ErasureOutcome, kitle_data::Error> {
+        let _guard = self.write.lock().await;
+        let outcome =
+            kitle_data::erasure::erase(&self.store, ids, reason, crate::now_to_the_second())
+                .await?;
+        // Cached files are keyed by name; rewritten ones have new names, but drop the old
+        // contents now rather than at the next turnover.
+        *self.files.lock().expect("file cache") = FileCache::default();
+        tracing::info!(
+            customers = ids.len(),
+            files_rewritten = outcome.files_rewritten,
+            files_removed = outcome.files_removed,
+            "erased"
+        );
+        self.reload_memberships()
+            .await
+            .map_err(|e| kitle_data::Error::Io {
+                context: "loading the memberships after the erasure".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        Ok(outcome)
+    }
+
     /// The store as a segment builder sees it: columns with their operators, and the event
     /// types present with their counts. The counts need a scan of the events, so they are
     /// kept until the readable event files change (a file lands or is replaced); the scan runs

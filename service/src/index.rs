@@ -426,6 +426,7 @@ mod tests {
             duration_ms: 0,
             members: String::new(),
             changes: String::new(),
+            erasure: false,
         }
     }
 

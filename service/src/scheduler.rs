@@ -27,6 +27,7 @@ use crate::engine::Engine;
 pub fn due_segments(engine: &Engine, now: DateTime<Utc>) -> Vec<String> {
     let definitions = engine.definitions();
     let snapshot = engine.snapshot();
+    let manifest = engine.manifest();
     definitions
         .values()
         .filter_map(|stored| {
@@ -35,7 +36,14 @@ pub fn due_segments(engine: &Engine, now: DateTime<Utc>) -> Vec<String> {
             let due = match snapshot.segments.get(id) {
                 None => true,
                 Some(current) => {
-                    let last = current.record.as_of.with_timezone(&engine.tz);
+                    // An erasure's version evaluated nothing: the cadence counts from the last
+                    // refresh before it.
+                    let evaluated = manifest
+                        .segments
+                        .get(id)
+                        .and_then(|s| s.history.iter().rev().find(|r| !r.erasure))
+                        .map_or(current.record.as_of, |r| r.as_of);
+                    let last = evaluated.with_timezone(&engine.tz);
                     match schedule.find_next_occurrence(&last, false) {
                         Ok(next) => next.with_timezone(&Utc) <= now,
                         Err(e) => {

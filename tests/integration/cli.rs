@@ -300,7 +300,7 @@ async fn generate_then_sql_on_s3() {
     let opened = Store::open(&kitle_data::StoreConfig {
         url: url.into(),
         s3: server.options(),
-        strict: false,
+        ..Default::default()
     })
     .unwrap();
     for folder in ["customers", "events"] {

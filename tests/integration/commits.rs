@@ -223,7 +223,7 @@ fn three_writers_lose_nothing_on_s3() {
     let config = StoreConfig {
         url: url.clone(),
         s3: server.options(),
-        strict: false,
+        ..Default::default()
     };
     three_writers(&url, &server.env(), config);
 }
@@ -237,7 +237,7 @@ async fn the_s3_server_refuses_stale_conditional_writes() {
     let store = Store::open(&StoreConfig {
         url: format!("s3://{}/conditional", kitle_tests::S3_BUCKET),
         s3: server.options(),
-        strict: false,
+        ..Default::default()
     })
     .unwrap();
     let os = std::sync::Arc::clone(store.object_store());

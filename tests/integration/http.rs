@@ -454,6 +454,7 @@ async fn every_route_answers_from_the_refreshed_memberships() {
         "/v1/segments/{id}/members",
         "/v1/segments/{id}/members/{customer_id}",
         "/v1/customers/{customer_id}/segments",
+        "/v1/customers/{customer_id}/erase",
         "/v1/segments/{id}/changes",
         "/v1/segments/{id}/history",
         "/v1/sql",

@@ -757,7 +757,7 @@ fn killed_writers_leave_one_committed_version_on_s3() {
     let config = StoreConfig {
         url: url.clone(),
         s3: server.options(),
-        strict: false,
+        ..StoreConfig::default()
     };
     campaign(
         "s3",

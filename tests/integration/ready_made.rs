@@ -40,6 +40,15 @@ const DISJOINT: &[(&str, &str)] = &[
     ("never-purchased", "lapsed-90d"),
     ("never-purchased", "lifecycle-active"),
     ("newsletter-ab-a", "newsletter-ab-b"),
+    ("rfm-champions", "rfm-loyal"),
+    ("rfm-champions", "rfm-at-risk"),
+    ("rfm-champions", "rfm-hibernating"),
+    ("rfm-loyal", "rfm-at-risk"),
+    ("rfm-loyal", "rfm-hibernating"),
+    ("rfm-at-risk", "rfm-hibernating"),
+    ("rfm-new", "rfm-at-risk"),
+    ("rfm-new", "rfm-hibernating"),
+    ("never-purchased", "rfm-hibernating"),
 ];
 
 /// Pairs `(a, b)` where every member of `a` must be a member of `b`.
@@ -217,4 +226,119 @@ async fn every_ready_made_segment_is_valid_and_non_empty_on_a_generated_shop() {
     }
 
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The RFM groups' rules, computed by DuckDB straight from their descriptions over the same
+/// Parquet files: events once per `event_id` with `ts <= as_of`, the universe as of `as_of`,
+/// quintile scores by `percent_rank()` with `top_percent v` as `p >= 1 - v/100` in doubles.
+const RFM_DUCKDB: &str = r#"
+import json, sys, duckdb
+store, as_of = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+# No progress bar on stdout (DuckDB draws one for a query past 2 s, e.g. on a busy machine).
+con.execute("SET enable_progress_bar = false")
+rows = con.execute(f"""
+WITH raw AS (
+  SELECT event_id, customer_id, event_type, ts, amount, currency
+  FROM read_parquet('{store}/events/*/*.parquet', hive_partitioning = true, union_by_name = true)
+  WHERE ts <= TIMESTAMPTZ '{as_of}' AND event_id IS NOT NULL AND event_type IS NOT NULL),
+ev AS (
+  SELECT event_id, any_value(customer_id) AS customer_id, any_value(event_type) AS event_type,
+         any_value(ts) AS ts, any_value(amount) AS amount, any_value(currency) AS currency
+  FROM raw GROUP BY event_id),
+u AS (
+  SELECT DISTINCT customer_id
+  FROM read_parquet('{store}/customers/*.parquet', union_by_name = true)
+  WHERE updated_at <= TIMESTAMPTZ '{as_of}' AND customer_id IS NOT NULL),
+o AS (
+  SELECT customer_id, count(*) AS n, max(ts) AS last, min(ts) AS first,
+         sum(CASE WHEN currency = 'TRY' THEN amount END) AS m
+  FROM ev WHERE event_type = 'order_created' GROUP BY customer_id),
+s AS (
+  SELECT u.customer_id, coalesce(o.n, 0) AS n, o.last, o.first, coalesce(o.m, 0) AS m
+  FROM u LEFT JOIN o USING (customer_id)),
+p AS (
+  SELECT customer_id,
+    percent_rank() OVER (ORDER BY n) AS pf,
+    percent_rank() OVER (ORDER BY m) AS pm,
+    CASE WHEN last IS NOT NULL THEN percent_rank() OVER (PARTITION BY last IS NULL ORDER BY last) END AS pr,
+    CASE WHEN first IS NOT NULL THEN percent_rank() OVER (PARTITION BY first IS NULL ORDER BY first) END AS pfirst
+  FROM s),
+scored AS (
+  SELECT customer_id, pfirst,
+    CASE WHEN pr IS NULL THEN 1 WHEN pr >= 1 - 20/100.0 THEN 5 WHEN pr >= 1 - 40/100.0 THEN 4
+         WHEN pr >= 1 - 60/100.0 THEN 3 WHEN pr >= 1 - 80/100.0 THEN 2 ELSE 1 END AS r,
+    CASE WHEN pf >= 1 - 20/100.0 THEN 5 WHEN pf >= 1 - 40/100.0 THEN 4
+         WHEN pf >= 1 - 60/100.0 THEN 3 WHEN pf >= 1 - 80/100.0 THEN 2 ELSE 1 END AS f,
+    CASE WHEN pm >= 1 - 20/100.0 THEN 5 WHEN pm >= 1 - 40/100.0 THEN 4
+         WHEN pm >= 1 - 60/100.0 THEN 3 WHEN pm >= 1 - 80/100.0 THEN 2 ELSE 1 END AS mm
+  FROM p)
+SELECT customer_id, r, f, mm, coalesce(pfirst >= 1 - 20/100.0, false) FROM scored
+""").fetchall()
+groups = {"rfm-champions": [], "rfm-loyal": [], "rfm-at-risk": [], "rfm-hibernating": [], "rfm-new": []}
+for cid, r, f, m, new_first in rows:
+    if r == 5 and f >= 4 and m >= 4: groups["rfm-champions"].append(cid)
+    if r in (3, 4) and f >= 4 and m >= 4: groups["rfm-loyal"].append(cid)
+    if r == 2 and f >= 4 and m >= 4: groups["rfm-at-risk"].append(cid)
+    if r == 1 and f >= 2: groups["rfm-hibernating"].append(cid)
+    if r == 5 and new_first: groups["rfm-new"].append(cid)
+print(json.dumps({k: sorted(v) for k, v in groups.items()}))
+"#;
+
+#[tokio::test]
+async fn rfm_groups_equal_their_stated_rules_computed_by_duckdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig {
+        url: dir.path().display().to_string(),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let options = GenerateOptions {
+        customers: 4000,
+        days: 150,
+        seed: 9,
+        end: NaiveDate::from_ymd_opt(2025, 12, 15).unwrap(),
+    };
+    kitle_data::generate::generate(&store, &options, &kitle_data::NoProgress)
+        .await
+        .unwrap();
+    let tables = ContractTables::load(&store, &FooterCache::new())
+        .await
+        .unwrap();
+    let definitions: Vec<SegmentDefinition> = ready_made_documents()
+        .into_iter()
+        .filter(|(stem, _)| stem.starts_with("rfm-"))
+        .map(|(_, json)| kitle_planner::parse_definition(&json, chrono_tz::UTC).unwrap())
+        .collect();
+    let as_of = "2025-12-14T18:30:00Z";
+    let members = kitle_planner::evaluate(
+        &tables,
+        &definitions,
+        as_of.parse().unwrap(),
+        chrono_tz::UTC,
+    )
+    .await
+    .unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", RFM_DUCKDB, &dir.path().display().to_string(), as_of])
+        .output()
+        .expect("python3 runs (scripts/test installs duckdb)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: BTreeMap<String, Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(expected.len(), 5);
+    for (segment, want) in &expected {
+        let got = &members[segment];
+        assert!(!want.is_empty(), "{segment} is empty");
+        let missing: Vec<_> = want.iter().filter(|id| !got.contains(id)).collect();
+        let extra: Vec<_> = got.iter().filter(|id| !want.contains(id)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{segment}: DuckDB's rule and kitle differ: missing {missing:?}, extra {extra:?}"
+        );
+    }
 }

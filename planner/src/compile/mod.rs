@@ -21,7 +21,9 @@
 //! Only DataFusion built-ins and listing-table scans of the store are used, so the same plan
 //! can run on any executor that can scan the store.
 
+mod identity;
 mod predicate;
+mod sequence;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -276,6 +278,7 @@ pub async fn build_explain_plan(
     });
 
     let mut compiler = Compiler::new(tables, definitions, as_of, tz);
+    compiler.explain_steps = true;
     if !ranks {
         compiler.only = Some(customer_id.to_string());
     }
@@ -363,6 +366,10 @@ struct Compiler<'a> {
     sqls: Vec<(LogicalPlan, String)>,
     sql_keys: HashMap<String, usize>,
     compiled: HashMap<String, Expr>,
+    sequences: Vec<sequence::SequenceSpec>,
+    sequence_keys: HashMap<String, usize>,
+    /// Explaining: also compute when each step of a sequence was first reached.
+    explain_steps: bool,
     /// When set, only this customer's rows are read (explaining one member; never with
     /// percent ranks, which need the whole universe).
     only: Option<String>,
@@ -405,6 +412,9 @@ impl<'a> Compiler<'a> {
             sqls: Vec::new(),
             sql_keys: HashMap::new(),
             compiled: HashMap::new(),
+            sequences: Vec::new(),
+            sequence_keys: HashMap::new(),
+            explain_steps: false,
             only: None,
         }
     }
@@ -475,6 +485,7 @@ impl<'a> Compiler<'a> {
                 .is_true()
             }
             Condition::Event(e) => self.event(e)?,
+            Condition::Sequence(s) => self.sequence(s),
         })
     }
 
@@ -487,6 +498,23 @@ impl<'a> Compiler<'a> {
         Ok(match condition {
             Condition::Attribute(a) => (col(Column::from_name(&a.attribute)), none()),
             Condition::Bucket { salt, .. } => (bucket(salt), none()),
+            Condition::Sequence(s) => {
+                let i = self.sequence_index(s);
+                let n = s.steps.len();
+                let steps: Vec<Expr> = (1..=n)
+                    .map(|k| {
+                        sequence::as_instant(col(if k == n {
+                            sequence::done_column(i)
+                        } else {
+                            sequence::reached_column(i, k)
+                        }))
+                    })
+                    .collect();
+                (
+                    sequence::as_instant(col(sequence::done_column(i))),
+                    datafusion::functions_nested::expr_fn::make_array(steps),
+                )
+            }
             Condition::Event(e) => match &e.not_followed_by {
                 Some(follow) => {
                     let index = self.follow(e, follow)?;
@@ -538,8 +566,8 @@ impl<'a> Compiler<'a> {
         if !filters.is_empty() {
             expr = expr.and(self.types_and_filters(&[], filters)?);
         }
-        self.event_columns
-            .extend(filters.iter().map(|f| f.property.clone()));
+        let read: Vec<String> = filters.iter().map(|f| self.stored(&f.property)).collect();
+        self.event_columns.extend(read);
         let (condition, lower) = self.period(period);
         if let Some(c) = condition {
             expr = expr.and(c);
@@ -567,7 +595,7 @@ impl<'a> Compiler<'a> {
         for f in filters {
             let data_type = self.event_type_of(&f.property)?;
             let operand = Operand {
-                expr: col(Column::from_name(&f.property)),
+                expr: col(Column::from_name(self.stored(&f.property))),
                 data_type: &data_type,
                 name: &f.property,
             };
@@ -689,10 +717,10 @@ impl<'a> Compiler<'a> {
             },
             Measure::Sum(c) => {
                 let t = self.event_type_of(c)?;
-                self.event_columns.insert(c.clone());
+                self.event_columns.insert(self.stored(c));
                 MeasureSpec {
                     aggregates: vec![
-                        sum(col(Column::from_name(c)))
+                        sum(col(Column::from_name(self.stored(c))))
                             .filter(matcher)
                             .build()?
                             .alias(a("")),
@@ -703,8 +731,8 @@ impl<'a> Compiler<'a> {
             }
             Measure::Min(c) | Measure::Max(c) => {
                 let t = self.event_type_of(c)?;
-                self.event_columns.insert(c.clone());
-                let column = col(Column::from_name(c));
+                self.event_columns.insert(self.stored(c));
+                let column = col(Column::from_name(self.stored(c)));
                 let agg = if matches!(e.measure, Measure::Min(_)) {
                     min(column)
                 } else {
@@ -718,8 +746,8 @@ impl<'a> Compiler<'a> {
             }
             Measure::Avg(c) => {
                 let t = self.event_type_of(c)?;
-                self.event_columns.insert(c.clone());
-                let column = col(Column::from_name(c));
+                self.event_columns.insert(self.stored(c));
+                let column = col(Column::from_name(self.stored(c)));
                 // The double nearest to the exact sum over the count: sum the unscaled
                 // integers exactly, then divide once.
                 let (numerator, scale) = match t {
@@ -754,8 +782,8 @@ impl<'a> Compiler<'a> {
             }
             Measure::Distinct(c) => {
                 self.event_type_of(c)?;
-                self.event_columns.insert(c.clone());
-                let only_matching = when(matcher, col(Column::from_name(c))).end()?;
+                self.event_columns.insert(self.stored(c));
+                let only_matching = when(matcher, col(Column::from_name(self.stored(c)))).end()?;
                 MeasureSpec {
                     aggregates: vec![count_distinct(only_matching).alias(a(""))],
                     value: zero_if_missing(a("")),
@@ -964,13 +992,14 @@ impl<'a> Compiler<'a> {
         .map(|s| s.to_string())
         .collect();
         columns.extend(extra.iter().cloned());
+        self.identity_columns(&mut columns);
         let schema = source.schema();
         let projection: Vec<usize> = columns
             .iter()
             .filter_map(|c| schema.index_of(c).ok())
             .collect();
-        let mut filter = col(CID)
-            .is_not_null()
+        let mut filter = self
+            .may_have_owner()
             .and(col("event_id").is_not_null())
             .and(col("event_type").is_not_null())
             .and(col("ts").is_not_null())
@@ -982,7 +1011,7 @@ impl<'a> Compiler<'a> {
                     .format("%Y-%m-%d")
                     .to_string())),
             );
-        if let Some(only) = &self.only {
+        if let Some(only) = self.only.as_ref().filter(|_| !self.stitched()) {
             filter = filter.and(col(CID).eq(lit(only.clone())));
         }
         if let Some(lower) = lower {
@@ -993,16 +1022,23 @@ impl<'a> Compiler<'a> {
         }
         let mut scan =
             LogicalPlanBuilder::scan("events", provider_as_source(source), Some(projection))?;
+        let mut output: Vec<String> = columns
+            .iter()
+            .filter(|c| schema.index_of(c).is_ok())
+            .cloned()
+            .collect();
         if with_file {
-            let mut with_path: Vec<Expr> = columns
-                .iter()
-                .filter(|c| schema.index_of(c).is_ok())
-                .map(|c| col(Column::from_name(c)))
-                .collect();
+            let mut with_path: Vec<Expr> =
+                output.iter().map(|c| col(Column::from_name(c))).collect();
             with_path.push(input_file_name().alias(FILE_COLUMN));
             scan = scan.project(with_path)?;
+            output.push(FILE_COLUMN.to_string());
         }
-        Ok(scan.filter(filter)?)
+        let owned = self.owned(scan.filter(filter)?, &output)?;
+        match self.only.as_ref().filter(|_| self.stitched()) {
+            Some(only) => Ok(owned.filter(col(CID).eq(lit(only.clone())))?),
+            None => Ok(owned),
+        }
     }
 
     /// Finds the event ids that landed more than once. Copies of an event share `ts` and so
@@ -1161,7 +1197,7 @@ impl<'a> Compiler<'a> {
                 .filter(|a| *a != CID)
                 .map(|a| col(Column::from_name(a))),
         );
-        let mut plan = LogicalPlanBuilder::from(self.tables.customers_plan(Some(self.as_of))?);
+        let mut plan = LogicalPlanBuilder::from(self.tables.universe_plan(Some(self.as_of))?);
         if let Some(only) = &self.only {
             plan = plan.filter(col(CID).eq(lit(only.clone())))?;
         }
@@ -1175,6 +1211,14 @@ impl<'a> Compiler<'a> {
                 follow.plan.clone(),
                 JoinType::Left,
                 (vec![CID.to_string()], vec![cid]),
+                None,
+            )?;
+        }
+        if let Some(sequences) = self.sequences_plan()? {
+            plan = plan.join(
+                sequences,
+                JoinType::Left,
+                (vec![CID], vec![Self::sequence_key()]),
                 None,
             )?;
         }

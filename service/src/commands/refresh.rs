@@ -17,6 +17,9 @@ use crate::progress::TerminalProgress;
 pub async fn run_refresh(ctx: &Context, ids: &[String], at: Option<&str>) -> Result<(), CliError> {
     let store = Store::open(&ctx.config.store)?;
     let at = as_of(ctx, at)?;
+    // Refuse before evaluating anything when this process disagrees with the store's identity
+    // setting (the commit would refuse anyway, after the whole evaluation): the caller's to fix.
+    kitle_data::identity::ensure_writable(&store).await?;
     let outcome = refresh(
         &store,
         &FooterCache::new(),

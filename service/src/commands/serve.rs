@@ -135,6 +135,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, CliError> {
 pub async fn run_serve(ctx: &Context, listen: Option<&str>) -> Result<(), CliError> {
     let addr = listen_address(ctx, listen)?;
     let store = Store::open(&ctx.config.store)?;
+    refuse_other_identity(&store).await?;
     // The recorder first, so that what loading records (segment sizes, index memory) is kept.
     let metrics = install_metrics()?;
     let engine = Engine::open(store, ctx.config.time_zone).await?;
@@ -147,6 +148,22 @@ pub async fn run_serve(ctx: &Context, listen: Option<&str>) -> Result<(), CliErr
         }
     })
     .await
+}
+
+/// A service configured with another identity setting than the store records would fail every
+/// write it makes (refreshes, definitions, erasures): it refuses to start instead, and says so.
+async fn refuse_other_identity(store: &Store) -> Result<(), CliError> {
+    let recorded = kitle_data::identity::recorded_identity(store).await?;
+    match (store.configured_identity(), recorded) {
+        (Some(configured), Some(recorded)) if configured != recorded.identity => {
+            Err(kitle_data::Error::IdentityMismatch {
+                recorded: recorded.identity.to_string(),
+                configured: configured.to_string(),
+            }
+            .into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Arguments of `kitle demo`.

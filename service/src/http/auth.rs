@@ -40,7 +40,7 @@ fn needed(method: &Method, path: &str) -> Option<Scope> {
         return None;
     }
     let writes = matches!(*method, Method::PUT | Method::DELETE | Method::PATCH)
-        || (*method == Method::POST && path.ends_with("/refresh"));
+        || (*method == Method::POST && (path.ends_with("/refresh") || path.ends_with("/erase")));
     Some(if writes { Scope::Admin } else { Scope::Read })
 }
 
@@ -192,5 +192,9 @@ mod tests {
             Some(Scope::Admin)
         );
         assert_eq!(needed(&Method::POST, "/v1/refresh"), Some(Scope::Admin));
+        assert_eq!(
+            needed(&Method::POST, "/v1/customers/c1/erase"),
+            Some(Scope::Admin)
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! A change cursor is a position in the sequence of change logs: `{version}-{offset}` means
 //! "from entry `offset` of the change log of refresh `version` on". Change logs never change
 //! once written and each refresh appends the next one, so a consumer that always passes the
-//! `next_cursor` it was given sees every change exactly once.
+//! `next_cursor` it was given sees every change exactly once. An erasure rewrites earlier logs
+//! with the erased customer's entries replaced by `erased` placeholders at the same positions,
+//! which are skipped, so cursors given before an erasure stay valid.
 
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -100,17 +102,20 @@ pub async fn changes(
             offset = 0;
         }
         let log = state.engine.changes(&record.changes).await?;
-        let take = (limit - items.len()).min(log.len().saturating_sub(offset));
-        items.extend(
-            log[offset.min(log.len())..offset.min(log.len()) + take]
-                .iter()
-                .map(|c| ChangeItem {
-                    customer_id: c.customer_id.clone(),
-                    change: c.change,
-                    at: c.at,
-                }),
-        );
-        offset += take;
+        // Entries of erased customers keep their positions (so cursors stay valid) but are
+        // never shown, and do not count towards the page.
+        while offset < log.len() && items.len() < limit {
+            let c = &log[offset];
+            offset += 1;
+            if c.change == ChangeKind::Erased {
+                continue;
+            }
+            items.push(ChangeItem {
+                customer_id: c.customer_id.clone(),
+                change: c.change,
+                at: c.at,
+            });
+        }
         if offset >= log.len() {
             // This log is consumed: the next position is the start of the next one.
             version = record.version + 1;

@@ -136,6 +136,10 @@ impl From<kitle_planner::Error> for ApiError {
                         .collect(),
                 )
             }
+            E::Store {
+                source: kitle_data::Error::IdentityMismatch { .. },
+                ..
+            } => Self::new(StatusCode::CONFLICT, "identity_mismatch", message),
             other => Self::blamed(other.blame(), message),
         }
     }
@@ -143,6 +147,9 @@ impl From<kitle_planner::Error> for ApiError {
 
 impl From<kitle_data::Error> for ApiError {
     fn from(e: kitle_data::Error) -> Self {
+        if let kitle_data::Error::IdentityMismatch { .. } = e {
+            return Self::new(StatusCode::CONFLICT, "identity_mismatch", e.to_string());
+        }
         Self::blamed(e.blame(), e.to_string())
     }
 }

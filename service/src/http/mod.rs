@@ -68,6 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(members::page))
         .routes(routes!(members::lookup))
         .routes(routes!(customers::segments_of))
+        .routes(routes!(customers::erase))
         .routes(routes!(changes::changes))
         .routes(routes!(changes::history))
         .routes(routes!(sql::sql))
