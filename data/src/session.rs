@@ -35,13 +35,20 @@ pub fn new_context(store: &Store) -> SessionContext {
     SessionContext::new_with_config_rt(session_config(), runtime)
 }
 
-/// [`new_context`] with a memory limit for query execution (operators that cannot spill fail
-/// with a resources-exhausted error beyond it): for analyst SQL served to many users.
-pub fn new_limited_context(store: &Store, memory_limit: usize) -> SessionContext {
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(memory_limit, 1.0)
-        .build_arc()
-        .expect("runtime with a memory pool builds");
+/// A session with `config` and, when given, a memory limit for query execution (operators
+/// that cannot spill fail with a resources-exhausted error beyond it): for analyst SQL served
+/// to many users, whose sessions add their own settings (a catalog name, the PostgreSQL
+/// catalogue) to [`session_config`].
+pub fn new_context_with(
+    store: &Store,
+    config: SessionConfig,
+    memory_limit: Option<usize>,
+) -> SessionContext {
+    let mut builder = RuntimeEnvBuilder::new();
+    if let Some(limit) = memory_limit {
+        builder = builder.with_memory_limit(limit, 1.0);
+    }
+    let runtime = builder.build_arc().expect("runtime with a memory pool builds");
     runtime.register_object_store(store.base_url(), Arc::clone(store.object_store()));
-    SessionContext::new_with_config_rt(session_config(), runtime)
+    SessionContext::new_with_config_rt(config, runtime)
 }

@@ -58,6 +58,23 @@ pub struct ServeFile {
     /// How often the scheduler looks for due segments, in seconds (default 30); a failed run
     /// is retried at the next look.
     pub scheduler_tick_seconds: Option<u64>,
+    /// Address of the PostgreSQL protocol listener (off when absent).
+    pub pg_listen: Option<String>,
+    /// PEM certificate chain offered to PostgreSQL clients that ask for TLS.
+    pub pg_tls_cert: Option<PathBuf>,
+    /// PEM private key of `pg_tls_cert`.
+    pub pg_tls_key: Option<PathBuf>,
+    /// PostgreSQL connections served at once (default 100); more are refused.
+    pub pg_max_connections: Option<usize>,
+}
+
+/// Where the PostgreSQL listener's TLS certificate and key are.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// The validated `kitle serve` settings.
@@ -79,6 +96,12 @@ pub struct ServeConfig {
     pub scheduler: bool,
     /// How often the scheduler looks for due segments.
     pub scheduler_tick: std::time::Duration,
+    /// Address of the PostgreSQL protocol listener; `None`: not served.
+    pub pg_listen: Option<String>,
+    /// TLS for the PostgreSQL listener; `None`: plain connections only.
+    pub pg_tls: Option<TlsFiles>,
+    /// PostgreSQL connections served at once.
+    pub pg_max_connections: usize,
 }
 
 /// The default listen address.
@@ -164,6 +187,15 @@ impl Config {
                 "a bearer token must have at least 16 characters",
             ));
         }
+        let pg_tls = match (file.serve.pg_tls_cert, file.serve.pg_tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(CliError::input(
+                    "[serve] pg_tls_cert and pg_tls_key go together: give both, or neither",
+                ));
+            }
+        };
         let serve = ServeConfig {
             listen: env("KITLE_LISTEN")
                 .or(file.serve.listen)
@@ -179,6 +211,9 @@ impl Config {
             scheduler_tick: std::time::Duration::from_secs(
                 file.serve.scheduler_tick_seconds.unwrap_or(30).max(1),
             ),
+            pg_listen: env("KITLE_PG_LISTEN").or(file.serve.pg_listen),
+            pg_tls,
+            pg_max_connections: file.serve.pg_max_connections.unwrap_or(100).max(1),
         };
         Ok(Self {
             serve,

@@ -3,6 +3,7 @@
 //! Parses arguments (clap), loads the configuration once, runs one command and turns its
 //! failure into the exit code the spec gives it.
 
+mod analyst;
 mod commands;
 mod config;
 mod engine;
@@ -10,6 +11,7 @@ mod error;
 mod http;
 mod index;
 mod output;
+mod pg;
 mod progress;
 mod scheduler;
 
@@ -77,6 +79,10 @@ enum Command {
         /// Address to listen on (default: `[serve] listen` of kitle.toml, else 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<String>,
+        /// Also serve analyst SQL over the PostgreSQL protocol on this address (default:
+        /// `[serve] pg_listen` of kitle.toml or KITLE_PG_LISTEN; off when none is given).
+        #[arg(long)]
+        pg_listen: Option<String>,
     },
     /// Generate a demo shop (when the store has none), put and refresh the ready-made
     /// segments, and serve them on 127.0.0.1:8080.
@@ -130,7 +136,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             commands::refresh::run_refresh(&ctx, ids, as_of.as_deref()).await
         }
         Command::Members { id, format } => commands::refresh::run_members(&ctx, id, *format).await,
-        Command::Serve { listen } => commands::serve::run_serve(&ctx, listen.as_deref()).await,
+        Command::Serve { listen, pg_listen } => {
+            commands::serve::run_serve(&ctx, listen.as_deref(), pg_listen.as_deref()).await
+        }
         Command::Demo(args) => commands::serve::run_demo(&ctx, args).await,
     }
 }

@@ -6,6 +6,7 @@
 mod cli;
 mod conformance;
 mod http;
+mod pg;
 mod reading;
 mod ready_made;
 mod segments;
