@@ -48,7 +48,9 @@ pub fn new_context_with(
     if let Some(limit) = memory_limit {
         builder = builder.with_memory_limit(limit, 1.0);
     }
-    let runtime = builder.build_arc().expect("runtime with a memory pool builds");
+    let runtime = builder
+        .build_arc()
+        .expect("runtime with a memory pool builds");
     runtime.register_object_store(store.base_url(), Arc::clone(store.object_store()));
     SessionContext::new_with_config_rt(config, runtime)
 }

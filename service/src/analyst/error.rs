@@ -53,9 +53,7 @@ pub enum AnalystError {
     #[error("the query ran longer than the configured limit of {} (sql_timeout_seconds)", seconds(*.0))]
     TimeLimit(Duration),
     /// The query needed more memory than the limit.
-    #[error(
-        "the query needs more memory than the configured limit (sql_memory_limit_mb): {0}"
-    )]
+    #[error("the query needs more memory than the configured limit (sql_memory_limit_mb): {0}")]
     MemoryLimit(String),
     /// A plain result held more rows than the cap.
     #[error(

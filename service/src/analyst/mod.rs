@@ -91,8 +91,7 @@ impl TableProvider for AsTable {
     fn supports_filters_pushdown(
         &self,
         filters: &[&datafusion::prelude::Expr],
-    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>>
-    {
+    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
         self.0.supports_filters_pushdown(filters)
     }
 }
@@ -140,9 +139,10 @@ impl Analyst {
     /// A new session with the store's tables as they are now. `protocol` labels its queries
     /// in the metrics (`http`, `cli`, `postgres`).
     pub async fn session(&self, protocol: &'static str) -> Result<Session, AnalystError> {
-        let config = kitle_data::session::session_config()
-            .with_default_catalog_and_schema(CATALOG, SCHEMA);
-        let ctx = kitle_data::session::new_context_with(&self.store, config, self.limits.memory_bytes);
+        let config =
+            kitle_data::session::session_config().with_default_catalog_and_schema(CATALOG, SCHEMA);
+        let ctx =
+            kitle_data::session::new_context_with(&self.store, config, self.limits.memory_bytes);
         let mut session = Session {
             analyst: self.clone(),
             ctx,
@@ -173,16 +173,6 @@ impl Session {
     /// The files the last reading of the store left out, and rows it dropped.
     pub fn report(&self) -> &ReadReport {
         &self.report
-    }
-
-    /// The limits this session runs under.
-    pub fn limits(&self) -> Limits {
-        self.analyst.limits
-    }
-
-    /// The label of this session's queries in the metrics.
-    pub fn protocol(&self) -> &'static str {
-        self.protocol
     }
 
     async fn register(&self) -> Result<ReadReport, AnalystError> {
@@ -289,8 +279,19 @@ impl Session {
                 Ok(frame.execute_stream().await?)
             })
             .await?;
-        let cap = if capped { self.analyst.limits.max_rows } else { None };
-        Ok(Rows::new(schema, stream, budget, cap, self.protocol, started))
+        let cap = if capped {
+            self.analyst.limits.max_rows
+        } else {
+            None
+        };
+        Ok(Rows::new(
+            schema,
+            stream,
+            budget,
+            cap,
+            self.protocol,
+            started,
+        ))
     }
 
     /// Plans and starts one SQL text (see [`Self::plan_sql`]), recording a failure in the

@@ -333,7 +333,10 @@ mod tests {
     #[test]
     fn queries_run_and_writes_are_refused() {
         assert_eq!(verdict("SELECT 1"), Verdict::Query);
-        assert_eq!(verdict("WITH a AS (SELECT 1) SELECT * FROM a"), Verdict::Query);
+        assert_eq!(
+            verdict("WITH a AS (SELECT 1) SELECT * FROM a"),
+            Verdict::Query
+        );
         assert_eq!(verdict("EXPLAIN SELECT 1"), Verdict::Query);
         for write in [
             "INSERT INTO events VALUES (1)",
@@ -375,7 +378,10 @@ mod tests {
             kind("SET datafusion.execution.batch_size = 1"),
             Some(RefusalKind::EngineSetting)
         );
-        assert_eq!(kind("SET work_mem = '1GB'"), Some(RefusalKind::UnknownSetting));
+        assert_eq!(
+            kind("SET work_mem = '1GB'"),
+            Some(RefusalKind::UnknownSetting)
+        );
         assert_eq!(kind("SET ROLE admin"), Some(RefusalKind::Unsupported));
     }
 }

@@ -103,11 +103,6 @@ impl Rows {
         self.schema.clone()
     }
 
-    /// Rows produced so far.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     fn finish(&mut self, outcome: &'static str) {
         self.done = true;
         self.timer = None;

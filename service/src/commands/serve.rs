@@ -130,12 +130,17 @@ async fn serve_on(
             let shared = Arc::new(crate::pg::Shared {
                 analyst: analyst.clone(),
                 keys: (!tokens.is_empty()).then(|| {
-                    crate::pg::scram::Keys::derive(tokens.iter().map(|t| (t.token.as_str(), t.scope)))
+                    crate::pg::scram::Keys::derive(
+                        tokens.iter().map(|t| (t.token.as_str(), t.scope)),
+                    )
                 }),
                 cancels: Arc::new(pgwire::api::ConnectionManager::new()),
             });
             let secure = if tls.is_some() { " (TLS offered)" } else { "" };
-            println!("postgres on postgresql://{addr}/{}{secure}", crate::analyst::CATALOG);
+            println!(
+                "postgres on postgresql://{addr}/{}{secure}",
+                crate::analyst::CATALOG
+            );
             tracing::info!(%addr, tls = tls.is_some(), "serving the PostgreSQL protocol");
             Some(tokio::spawn(crate::pg::serve(
                 listener,

@@ -31,7 +31,8 @@ pub async fn run(ctx: &Context, query: &str, format: TableFormat) -> Result<(), 
     let schema = rows.schema();
     let mut batches = Vec::new();
     while let Some(batch) = rows.next().await {
-        batches.push(batch.map_err(|e: AnalystError| CliError::runtime(format!("query error: {e}")))?);
+        batches
+            .push(batch.map_err(|e: AnalystError| CliError::runtime(format!("query error: {e}")))?);
     }
     let format = if ctx.json { TableFormat::Json } else { format };
     write_batches(&mut std::io::stdout().lock(), format, schema, &batches)

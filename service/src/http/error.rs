@@ -141,7 +141,7 @@ impl From<crate::analyst::AnalystError> for ApiError {
         let message = e.to_string();
         match e {
             E::Refused(_) => Self::bad("sql_refused", message),
-            E::Query(_) => Self::bad("sql_error", message),
+            E::Query { .. } => Self::bad("sql_error", message),
             E::TimeLimit(_) => Self::bad("sql_time_limit", message),
             E::MemoryLimit(_) | E::RowLimit(_) => Self::bad("sql_resource_limit", message),
             E::Store(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", message),

@@ -21,13 +21,13 @@ use pgwire::api::{
     PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
+use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::error::fatal;
 use super::scram::{Exchange, MECHANISM, ScramError};
 use super::settings;
-use super::{Shared, SERVER_VERSION};
+use super::{SERVER_VERSION, Shared};
 use crate::analyst::CATALOG;
 
 /// Where a connection's login stands.
@@ -96,8 +96,14 @@ impl ServerParameterProvider for Parameters {
                 params.insert(settings::display_name(name).to_string(), value);
             }
         }
-        params.insert("scram_iterations".into(), super::scram::ITERATIONS.to_string());
-        debug_assert_eq!(params.get("server_version"), Some(&SERVER_VERSION.to_string()));
+        params.insert(
+            "scram_iterations".into(),
+            super::scram::ITERATIONS.to_string(),
+        );
+        debug_assert_eq!(
+            params.get("server_version"),
+            Some(&SERVER_VERSION.to_string())
+        );
         Some(params)
     }
 }
@@ -134,7 +140,10 @@ fn startup_options(options: &str) -> Vec<(String, String)> {
             w => w.strip_prefix("--").or_else(|| w.strip_prefix("-c")),
         };
         if let Some((name, value)) = pair.and_then(|p| p.split_once('=')) {
-            pairs.push((name.to_ascii_lowercase().replace('-', "_"), value.to_string()));
+            pairs.push((
+                name.to_ascii_lowercase().replace('-', "_"),
+                value.to_string(),
+            ));
         }
     }
     pairs
@@ -181,7 +190,11 @@ impl Startup {
 
 #[async_trait]
 impl StartupHandler for Startup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -194,7 +207,10 @@ impl StartupHandler for Startup {
                 if !self.admitted {
                     return Err(refused(
                         &self.shared,
-                        fatal("53300", "sorry, too many clients already (pg_max_connections)"),
+                        fatal(
+                            "53300",
+                            "sorry, too many clients already (pg_max_connections)",
+                        ),
                     ));
                 }
                 save_startup_parameters_to_metadata(client, &startup);
@@ -206,9 +222,9 @@ impl StartupHandler for Startup {
                 }
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
                 client
-                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(vec![
-                        MECHANISM.to_string(),
-                    ])))
+                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                        vec![MECHANISM.to_string()],
+                    )))
                     .await?;
                 Ok(())
             }
@@ -227,7 +243,10 @@ impl StartupHandler for Startup {
                         &self.shared,
                         fatal(
                             "28000",
-                            format!("authentication method {} is not offered; use {MECHANISM}", initial.auth_method),
+                            format!(
+                                "authentication method {} is not offered; use {MECHANISM}",
+                                initial.auth_method
+                            ),
                         ),
                     ));
                 }
@@ -249,17 +268,21 @@ impl StartupHandler for Startup {
                 let Login::Scram(exchange) = std::mem::replace(&mut *login, Login::Over) else {
                     unreachable!("matched above");
                 };
-                let keys = self.shared.keys.as_ref().expect("SCRAM runs only with tokens");
-                let response = message
-                    .into_sasl_response()
-                    .map_err(|_| refused(&self.shared, fatal("08P01", "expected a SCRAM response")))?;
+                let keys = self
+                    .shared
+                    .keys
+                    .as_ref()
+                    .expect("SCRAM runs only with tokens");
+                let response = message.into_sasl_response().map_err(|_| {
+                    refused(&self.shared, fatal("08P01", "expected a SCRAM response"))
+                })?;
                 match exchange.finish(keys, &response.data) {
                     Ok((scope, server_final)) => {
                         tracing::debug!(?scope, user = ?client.metadata().get(METADATA_USER), "PostgreSQL login");
                         client
-                            .feed(PgWireBackendMessage::Authentication(Authentication::SASLFinal(
-                                server_final.into_bytes().into(),
-                            )))
+                            .feed(PgWireBackendMessage::Authentication(
+                                Authentication::SASLFinal(server_final.into_bytes().into()),
+                            ))
                             .await?;
                         self.finish(client).await
                     }
@@ -280,7 +303,9 @@ fn scram_failure<C: ClientInfo>(client: &C, error: ScramError) -> PgWireError {
     match error {
         ScramError::WrongPassword => fatal(
             "28P01",
-            format!("password authentication failed for user \"{user}\": the password must be one of the service's tokens"),
+            format!(
+                "password authentication failed for user \"{user}\": the password must be one of the service's tokens"
+            ),
         ),
         ScramError::Protocol(reason) => fatal("08P01", reason),
     }

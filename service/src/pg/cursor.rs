@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use futures::{Stream, StreamExt, stream};
 use pgwire::api::portal::Format;
@@ -41,7 +41,10 @@ where
     let rows = batches
         .map(move |batch| {
             let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> = match batch {
-                Ok(batch) => encode_recordbatch(Arc::clone(&encode_with), batch),
+                Ok(batch) => match widen_int8(batch) {
+                    Ok(batch) => encode_recordbatch(Arc::clone(&encode_with), batch),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                },
                 Err(e) => Box::new(std::iter::once(Err(PgWireError::from(e)))),
             };
             stream::iter(rows)
@@ -52,13 +55,40 @@ where
     Ok(response)
 }
 
+/// `Int8` columns (the contract's `rating`) as `Int16`: PostgreSQL has no one-byte integer,
+/// the row description says `int2`, and arrow-pg 0.16 writes an `Int8` value in binary as one
+/// byte, which a client reads as a different number.
+fn widen_int8(batch: RecordBatch) -> PgWireResult<RecordBatch> {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Int8)
+    {
+        return Ok(batch);
+    }
+    let schema = batch.schema();
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if field.data_type() == &DataType::Int8 {
+            let wide = arrow::compute::cast(column, &DataType::Int16)
+                .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+            fields.push(field.as_ref().clone().with_data_type(DataType::Int16));
+            columns.push(wide);
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(Arc::clone(column));
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))
+}
+
 /// A declared cursor: the running query and the rows of a batch not handed out yet.
 pub struct Cursor {
     rows: Rows,
     pending: Option<RecordBatch>,
-    /// Declared `WITH HOLD`: it outlives the transaction that declared it.
-    pub hold: bool,
-    schema: SchemaRef,
 }
 
 /// A cursor as the connection keeps it: a `FETCH` holds it while its rows are sent.
@@ -66,23 +96,18 @@ pub type SharedCursor = Arc<tokio::sync::Mutex<Cursor>>;
 
 impl Cursor {
     /// A cursor over `rows`.
-    pub fn new(rows: Rows, hold: bool) -> Self {
-        let schema = rows.schema();
+    pub fn new(rows: Rows) -> Self {
         Self {
             rows,
             pending: None,
-            hold,
-            schema,
         }
     }
 
-    /// The columns of its rows.
-    pub fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
     /// The next rows, at most `limit` (any number without one); `None` at the end.
-    async fn next_batch(&mut self, limit: Option<usize>) -> Option<Result<RecordBatch, AnalystError>> {
+    async fn next_batch(
+        &mut self,
+        limit: Option<usize>,
+    ) -> Option<Result<RecordBatch, AnalystError>> {
         let batch = match self.pending.take() {
             Some(batch) => batch,
             None => loop {

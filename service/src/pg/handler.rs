@@ -36,11 +36,11 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::types::format::FormatOptions;
 use tokio::sync::{MappedMutexGuard, MutexGuard};
 
+use super::Shared;
 use super::cursor::{self, Cursor, SharedCursor};
 use super::error::error;
 use super::settings;
 use super::statement::{self, Prepared};
-use super::Shared;
 use crate::analyst::policy::{self, setting_name};
 use crate::analyst::{AnalystError, Budget, CATALOG, Rows, Session, Verdict, record};
 
@@ -137,7 +137,10 @@ impl Conn {
         let session = self.session(refresh).await?;
         let mut budget = Budget::new(limit);
         session
-            .plan(DfStatement::Statement(Box::new(statement.clone())), &mut budget)
+            .plan(
+                DfStatement::Statement(Box::new(statement.clone())),
+                &mut budget,
+            )
             .await
     }
 
@@ -206,9 +209,10 @@ impl Conn {
             let same = |a: &LogicalPlan, b: &LogicalPlan| {
                 let (a, b) = (a.schema().as_arrow(), b.schema().as_arrow());
                 a.fields().len() == b.fields().len()
-                    && a.fields().iter().zip(b.fields()).all(|(x, y)| {
-                        x.name() == y.name() && x.data_type() == y.data_type()
-                    })
+                    && a.fields()
+                        .iter()
+                        .zip(b.fields())
+                        .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
             };
             if !same(&plan, parsed) {
                 return Err(error(
@@ -311,7 +315,7 @@ impl Conn {
                     .start(query, plan, portal, limit, false, fresh, started)
                     .await?;
                 let schema = rows.schema();
-                let cursor = Arc::new(tokio::sync::Mutex::new(Cursor::new(rows, *hold)));
+                let cursor = Arc::new(tokio::sync::Mutex::new(Cursor::new(rows)));
                 self.cursors.lock().expect("cursor list").insert(
                     name.clone(),
                     Declared {
@@ -341,13 +345,21 @@ impl Conn {
                     (Arc::clone(&declared.cursor), Arc::clone(&declared.schema))
                 };
                 let batches = cursor::fetch(cursor, *count).await;
-                Response::Query(cursor::response(&schema, batches, format, options, "FETCH")?)
+                Response::Query(cursor::response(
+                    &schema, batches, format, options, "FETCH",
+                )?)
             }
             Prepared::Close(name) => {
                 match name {
                     None => self.close_cursors(client, true),
                     Some(name) => {
-                        if self.cursors.lock().expect("cursor list").remove(name).is_none() {
+                        if self
+                            .cursors
+                            .lock()
+                            .expect("cursor list")
+                            .remove(name)
+                            .is_none()
+                        {
                             return Err(cursor_missing(name).into());
                         }
                         if let Some(store) = portal_store(client) {
@@ -386,7 +398,12 @@ impl Conn {
         let configured = self.shared.analyst.limits().time;
         if name == "all" {
             let mut names: Vec<&str> = policy::CLIENT_SETTINGS.to_vec();
-            names.extend(["server_version", "server_encoding", "integer_datetimes", "is_superuser"]);
+            names.extend([
+                "server_version",
+                "server_encoding",
+                "integer_datetimes",
+                "is_superuser",
+            ]);
             names.sort_unstable();
             let values: Vec<String> = names
                 .iter()
@@ -420,7 +437,12 @@ impl Conn {
 
     /// Sets client setting `name` (lower case) to `value` (`None`: its default), reporting
     /// the change when PostgreSQL would.
-    async fn assign<C>(&self, client: &mut C, name: &str, value: Option<String>) -> Result<(), Failure>
+    async fn assign<C>(
+        &self,
+        client: &mut C,
+        name: &str,
+        value: Option<String>,
+    ) -> Result<(), Failure>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -430,8 +452,7 @@ impl Conn {
         let value = value.filter(|v| !v.eq_ignore_ascii_case("default"));
         match value {
             Some(value) => {
-                let value =
-                    settings::normalise(name, &value).map_err(|e| error("22023", e.0))?;
+                let value = settings::normalise(name, &value).map_err(|e| error("22023", e.0))?;
                 client.metadata_mut().insert(name.to_string(), value);
             }
             None => {
@@ -616,7 +637,15 @@ impl SimpleQueryHandler for Queries {
             let result = match self.conn.prepare(statement, limit, true).await {
                 Ok(prepared) => {
                     self.conn
-                        .execute(client, &prepared, None, &Format::UnifiedText, true, true, started)
+                        .execute(
+                            client,
+                            &prepared,
+                            None,
+                            &Format::UnifiedText,
+                            true,
+                            true,
+                            started,
+                        )
                         .await
                 }
                 Err(e) => Err(e),

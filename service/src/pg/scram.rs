@@ -11,6 +11,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ring::{digest, hmac, rand::SecureRandom};
+use subtle::ConstantTimeEq;
 
 use crate::http::auth::Scope;
 
@@ -127,10 +128,7 @@ impl Exchange {
             return Err(ScramError::Protocol("SCRAM client nonce is empty".into()));
         }
         let nonce = format!("{client_nonce}{}", STANDARD.encode(random_bytes(18)));
-        let server_first = format!(
-            "r={nonce},s={},i={ITERATIONS}",
-            STANDARD.encode(&keys.salt)
-        );
+        let server_first = format!("r={nonce},s={},i={ITERATIONS}", STANDARD.encode(&keys.salt));
         Ok((
             Self {
                 client_first_bare: bare.to_string(),
@@ -174,11 +172,12 @@ impl Exchange {
                 continue;
             }
             let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
-            if ring::constant_time::verify_slices_are_equal(&sha256(&client_key), &token.stored_key)
-                .is_ok()
-            {
+            if bool::from(sha256(&client_key).ct_eq(&token.stored_key)) {
                 let server_signature = hmac_sign(&token.server_key, auth_message.as_bytes());
-                return Ok((token.scope, format!("v={}", STANDARD.encode(server_signature))));
+                return Ok((
+                    token.scope,
+                    format!("v={}", STANDARD.encode(server_signature)),
+                ));
             }
         }
         Err(ScramError::WrongPassword)
@@ -206,7 +205,11 @@ mod tests {
         let without_proof = format!("c={},r={nonce}", STANDARD.encode("n,,"));
         let auth = format!("{client_first_bare},{server_first},{without_proof}");
         let signature = hmac_sign(&stored_key, auth.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
         format!("{without_proof},p={}", STANDARD.encode(proof))
     }
 
@@ -225,7 +228,9 @@ mod tests {
             let (exchange, server_first) =
                 Exchange::start(&keys, format!("n,,{bare}").as_bytes()).unwrap();
             let last = client_final(password, bare, &server_first);
-            let outcome = exchange.finish(&keys, last.as_bytes()).map(|(scope, _)| scope);
+            let outcome = exchange
+                .finish(&keys, last.as_bytes())
+                .map(|(scope, _)| scope);
             assert_eq!(outcome, expected, "{password}");
         }
     }
@@ -237,7 +242,10 @@ mod tests {
             Exchange::start(&keys, b"p=tls-server-end-point,,n=,r=x"),
             Err(ScramError::Protocol(_))
         ));
-        assert!(matches!(Exchange::start(&keys, b"n,,x"), Err(ScramError::Protocol(_))));
+        assert!(matches!(
+            Exchange::start(&keys, b"n,,x"),
+            Err(ScramError::Protocol(_))
+        ));
         let (exchange, _) = Exchange::start(&keys, b"n,,n=,r=abc").unwrap();
         assert!(matches!(
             exchange.finish(&keys, b"c=biws,r=other,p=AAAA"),

@@ -171,7 +171,10 @@ pub fn current(
     name: &str,
     configured_timeout: Option<Duration>,
 ) -> Option<String> {
-    if matches!(name, "default_transaction_read_only" | "transaction_read_only") {
+    if matches!(
+        name,
+        "default_transaction_read_only" | "transaction_read_only"
+    ) {
         return Some("on".into());
     }
     if name == "session_authorization" {
@@ -214,7 +217,10 @@ mod tests {
         let configured = Some(Duration::from_secs(30));
         assert_eq!(time_limit(&metadata, configured), configured);
         metadata.insert("statement_timeout".into(), "1500ms".into());
-        assert_eq!(time_limit(&metadata, configured), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            time_limit(&metadata, configured),
+            Some(Duration::from_millis(1500))
+        );
         metadata.insert("statement_timeout".into(), "1h".into());
         assert_eq!(time_limit(&metadata, configured), configured);
     }
@@ -224,7 +230,10 @@ mod tests {
         assert_eq!(normalise("client_encoding", "utf-8"), Ok("UTF8".into()));
         assert!(normalise("client_encoding", "LATIN5").is_err());
         assert!(normalise("extra_float_digits", "9").is_err());
-        assert_eq!(normalise("timezone", "Europe/Istanbul"), Ok("Europe/Istanbul".into()));
+        assert_eq!(
+            normalise("timezone", "Europe/Istanbul"),
+            Ok("Europe/Istanbul".into())
+        );
         assert!(normalise("timezone", "Mars/Olympus").is_err());
     }
 }

@@ -10,9 +10,7 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow_pg::datatypes::into_pg_type;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::sql::sqlparser::ast::{
-    CloseCursor, DeclareType, FetchDirection, Statement, Value,
-};
+use datafusion::sql::sqlparser::ast::{CloseCursor, DeclareType, FetchDirection, Statement, Value};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use pgwire::api::Type;
 use pgwire::error::{PgWireError, PgWireResult};
