@@ -1,11 +1,12 @@
 //! Support for kitle's integration tests: real servers and real files, no stubs.
 //!
-//! - [`S3Server`] starts the `s3s-fs` S3-compatible server on a free loopback port, with its
-//!   own root folder, and stops it when dropped.
+//! - [`S3Server`] starts moto's S3-compatible server on a free loopback port, and stops it
+//!   when dropped.
 //! - [`Backend`] is a store to run the same check against: a local folder or a prefix in that
 //!   server's bucket.
-//! - [`kitle`] runs the real `kitle` binary.
-//! - [`reference`] is an independent evaluator of the segment language (plain Rust over rows),
+//! - The integration test itself (declared by the `kitle` package, so that cargo builds the
+//!   binary of this very build for it) runs the real `kitle` binary: see its `support` module.
+//! - [`reference`](mod@reference) is an independent evaluator of the segment language (plain Rust over rows),
 //!   the oracle the engine is compared with; [`arbitrary`] generates random valid definitions
 //!   for that comparison.
 
@@ -14,7 +15,7 @@ pub mod reference;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kitle_data::{S3Options, StoreConfig};
@@ -60,61 +61,67 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// A running `s3s-fs` server on 127.0.0.1, killed when dropped.
+/// A running S3-compatible server on 127.0.0.1 — moto's (`moto_server`, from the PyPI package
+/// `moto[server]`, which the README's test command installs) — killed when dropped.
+///
+/// Why moto and not `s3s-fs`: kitle's commits rely on conditional writes (`If-Match` with the
+/// ETag read, `If-None-Match: *`), which AWS S3 honours atomically. `s3s-fs` 0.14.1 checks the
+/// headers but not atomically with the write (two racing writers from one version can both
+/// succeed); moto checks and stores under one request, so of two racing writers exactly one
+/// wins (see the integration test `commits::the_s3_server_refuses_stale_conditional_writes`).
+/// moto keeps objects in memory: a store is filled through the S3 API ([`Backend::fill_from`]).
 pub struct S3Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
-    /// The server's root folder: each subfolder is a bucket.
-    pub root: tempfile::TempDir,
 }
 
 impl S3Server {
-    /// Starts the server (the `s3s-fs` binary must be on PATH: the README's test command
-    /// installs it) and waits until it accepts connections.
+    /// Starts the server, waits until it accepts connections and creates the bucket
+    /// [`S3_BUCKET`].
     pub fn start() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join(S3_BUCKET)).unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
-            .arg(root.path())
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start s3s-fs ({e}); install it with `cargo install s3s-fs@0.14.1 --features binary` or run the README's test command")
+                panic!("cannot start moto_server ({e}); install it with `python3 -m pip install 'moto[server]'` or run the README's test command")
             });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
             assert!(
                 Instant::now() < deadline,
-                "s3s-fs did not start listening on port {port}"
+                "moto_server did not start listening on port {port}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            if let Ok(status) = raw_put(port, &format!("/{S3_BUCKET}")) {
+                assert!(
+                    status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200"),
+                    "creating the bucket: {status}"
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
         Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
-            root,
         }
     }
 
     /// S3 options that reach this server.
     pub fn options(&self) -> S3Options {
-        S3Options {
-            endpoint: Some(self.endpoint.clone()),
-            region: Some("us-east-1".into()),
-            access_key_id: Some(S3_ACCESS_KEY.into()),
-            secret_access_key: Some(S3_SECRET_KEY.into()),
-            session_token: None,
-            allow_http: Some(true),
-        }
+        S3Options::default()
+            .with("endpoint", self.endpoint.clone())
+            .with("region", "us-east-1")
+            .with("access_key_id", S3_ACCESS_KEY)
+            .with("secret_access_key", S3_SECRET_KEY)
+            .with("allow_http", "true")
     }
 
     /// The same settings as `AWS_*` environment variables, for the `kitle` binary.
@@ -129,6 +136,21 @@ impl S3Server {
     }
 }
 
+/// An unsigned `PUT path` with an empty body (moto accepts it: creating a bucket); the status
+/// line of the answer.
+fn raw_put(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer.lines().next().unwrap_or_default().to_string())
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -140,16 +162,28 @@ impl Drop for S3Server {
 pub enum Backend<'a> {
     /// A local folder.
     Local(tempfile::TempDir),
-    /// A prefix inside the test server's bucket.
+    /// A prefix inside the test server's bucket, with a local copy of what it was filled with
+    /// (for the reference computations, which read plain files).
     S3 {
         /// The server.
         server: &'a S3Server,
         /// The prefix, unique per test.
         prefix: String,
+        /// The local copy.
+        mirror: tempfile::TempDir,
     },
 }
 
-impl Backend<'_> {
+impl<'a> Backend<'a> {
+    /// A prefix of `server`'s bucket.
+    pub fn s3(server: &'a S3Server, prefix: &str) -> Self {
+        Backend::S3 {
+            server,
+            prefix: prefix.to_string(),
+            mirror: tempfile::tempdir().unwrap(),
+        }
+    }
+
     /// A short name for messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -165,7 +199,7 @@ impl Backend<'_> {
                 url: dir.path().display().to_string(),
                 ..StoreConfig::default()
             },
-            Backend::S3 { server, prefix } => StoreConfig {
+            Backend::S3 { server, prefix, .. } => StoreConfig {
                 url: format!("s3://{S3_BUCKET}/{prefix}"),
                 s3: server.options(),
                 strict: false,
@@ -173,153 +207,47 @@ impl Backend<'_> {
         }
     }
 
-    /// Where the store's objects lie on the local disk (s3s-fs keeps objects as files).
+    /// A local folder holding the same files as the store (the store itself when local).
     pub fn local_root(&self) -> PathBuf {
         match self {
             Backend::Local(dir) => dir.path().to_path_buf(),
-            Backend::S3 { server, prefix } => server.root.path().join(S3_BUCKET).join(prefix),
+            Backend::S3 { mirror, .. } => mirror.path().to_path_buf(),
         }
     }
 
-    /// Fills the store with a copy of `from` (written as plain files; for S3, into the
-    /// server's folder, which it serves as objects).
-    pub fn fill_from(&self, from: &Path) {
+    /// Fills the store with a copy of `from`: plain files for a local folder; for S3, objects
+    /// uploaded through the S3 API (and a local copy, see [`Self::local_root`]).
+    pub async fn fill_from(&self, from: &Path) {
         copy_tree(from, &self.local_root());
-    }
-}
-
-/// Runs the real `kitle` binary (built next to the test binary by `cargo build`) with `args`,
-/// extra environment and working directory.
-pub fn kitle(args: &[&str], env: &[(&str, String)], cwd: &Path) -> Output {
-    let exe = kitle_binary();
-    let mut cmd = Command::new(&exe);
-    cmd.args(args).current_dir(cwd).env_remove("KITLE_STORE");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()))
-}
-
-/// The path of the `kitle` binary in the target folder the tests were built into.
-pub fn kitle_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join("kitle");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build --workspace --bins`, as the README's test command does)",
-        bin.display()
-    );
-    bin
-}
-
-/// A real `kitle serve` (or `kitle demo`) process on a port the OS chose, stopped on drop.
-pub struct Server {
-    child: std::process::Child,
-    /// `http://127.0.0.1:PORT`.
-    pub base: String,
-    /// What it printed on stdout before and including the `listening on` line.
-    pub banner: Vec<String>,
-}
-
-impl Server {
-    /// Starts `kitle ARGS` in `cwd` (with `--listen 127.0.0.1:0` appended) and waits, at most
-    /// `wait`, until it prints the address it listens on (`http://…` in a stdout line), then
-    /// keeps reading its stdout until a line starting with `until` (or none when `None`).
-    pub fn start(
-        args: &[&str],
-        env: &[(&str, String)],
-        cwd: &Path,
-        until: Option<&str>,
-        wait: std::time::Duration,
-    ) -> Server {
-        use std::io::BufRead;
-        let mut cmd = Command::new(kitle_binary());
-        cmd.args(args)
-            .args(["--listen", "127.0.0.1:0"])
-            .current_dir(cwd)
-            .env_remove("KITLE_STORE")
-            .env("KITLE_LOG", "error")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("kitle starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = std::time::Instant::now() + wait;
-        let mut banner = Vec::new();
-        let mut base = None;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(line) => line,
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("kitle {args:?} printed no address within {wait:?}: {banner:?}");
-                }
-            };
-            if base.is_none()
-                && let Some(at) = line.find("http://")
-            {
-                let url: String = line[at..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != ',')
-                    .collect();
-                base = Some(url);
-            }
-            let done = match until {
-                None => base.is_some(),
-                Some(prefix) => line.starts_with(prefix),
-            };
-            banner.push(line);
-            if done && base.is_some() {
-                break;
-            }
-        }
-        Server {
-            child,
-            base: base.unwrap(),
-            banner,
+        if let Backend::S3 { mirror, .. } = self {
+            let store = kitle_data::Store::open(&self.config()).unwrap();
+            upload_tree(&store, mirror.path(), mirror.path()).await;
         }
     }
+}
 
-    /// `base` + `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Sends SIGTERM and waits (at most `wait`) for the exit status.
-    pub fn terminate(mut self, wait: std::time::Duration) -> Option<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        // The shell's builtin `kill`, so no procps package is needed.
-        let _ = Command::new("sh")
-            .args(["-c", &format!("kill -TERM {pid}")])
-            .status();
-        let deadline = std::time::Instant::now() + wait;
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+/// Uploads every file under `dir` to `store`, at its path relative to `root`.
+async fn upload_tree(store: &kitle_data::Store, root: &Path, dir: &Path) {
+    use object_store::ObjectStoreExt;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            Box::pin(upload_tree(store, root, &path)).await;
+        } else {
+            let relative = path.strip_prefix(root).unwrap().display().to_string();
+            let bytes = std::fs::read(&path).unwrap();
+            store
+                .object_store()
+                .put(&store.path(&relative), bytes.into())
+                .await
+                .unwrap();
         }
-        None
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A file of `tests/fixtures/` (scripts that write other tools' Parquet files).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }

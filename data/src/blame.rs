@@ -34,6 +34,10 @@ pub enum Blame {
     /// The engine itself failed: an internal error, a panicked task, anything unexpected. The
     /// service's.
     Engine,
+    /// Another writer committed something that makes this write meaningless (a segment removed
+    /// while it was being refreshed), or won the race for a commit too often: nothing was
+    /// written, and trying again may succeed. HTTP 409, exit 1.
+    Conflict,
 }
 
 impl Blame {
@@ -58,9 +62,13 @@ pub fn classify(error: &DataFusionError) -> Blame {
             .max_by_key(|b| severity(*b))
             .unwrap_or(Blame::Engine),
         DataFusionError::ArrowError(e, _) => classify_arrow(e),
-        DataFusionError::ParquetError(_)
-        | DataFusionError::ObjectStore(_)
-        | DataFusionError::IoError(_) => Blame::Store,
+        // The Parquet reader wraps what failed while decoding — a filter pushed into the scan
+        // that fails on the data (a cast) is the query's, not the store's.
+        DataFusionError::ParquetError(e) => match e.as_ref() {
+            parquet::errors::ParquetError::External(inner) => classify_dyn(inner.as_ref()),
+            _ => Blame::Store,
+        },
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => Blame::Store,
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
         | DataFusionError::SchemaError(..)
@@ -100,6 +108,10 @@ fn classify_dyn(error: &(dyn StdError + Send + Sync + 'static)) -> Blame {
         classify_arrow(e)
     } else if let Some(e) = error.downcast_ref::<crate::Error>() {
         e.blame()
+    } else if let Some(parquet::errors::ParquetError::External(inner)) =
+        error.downcast_ref::<parquet::errors::ParquetError>()
+    {
+        classify_dyn(inner.as_ref())
     } else if error.downcast_ref::<object_store::Error>().is_some()
         || error.downcast_ref::<std::io::Error>().is_some()
         || error
@@ -118,8 +130,9 @@ fn severity(blame: Blame) -> u8 {
         Blame::Input => 0,
         Blame::Evaluation => 1,
         Blame::Limit => 2,
-        Blame::Store => 3,
-        Blame::Engine => 4,
+        Blame::Conflict => 3,
+        Blame::Store => 4,
+        Blame::Engine => 5,
     }
 }
 
@@ -136,6 +149,8 @@ impl crate::Error {
             | Error::Io { .. } => Blame::Store,
             Error::DataFusion(e) => classify(e),
             Error::Arrow(e) => classify_arrow(e),
+            Error::TimeLimit { .. } => Blame::Limit,
+            Error::CommitConflict { .. } | Error::Conflict { .. } => Blame::Conflict,
         }
     }
 }
@@ -192,6 +207,31 @@ mod tests {
             DataFusionError::IoError(std::io::Error::other("disk")),
         ]);
         assert_eq!(classify(&mixed), Blame::Store);
+        // A filter pushed into the Parquet scan that fails on the data is the query's.
+        let pushed = DataFusionError::ParquetError(Box::new(
+            parquet::errors::ParquetError::External(Box::new(ArrowError::CastError(
+                "Cannot cast string 'c001' to value of Int32 type".into(),
+            ))),
+        ));
+        assert_eq!(classify(&pushed), Blame::Evaluation);
+        let torn = DataFusionError::ParquetError(Box::new(parquet::errors::ParquetError::General(
+            "bad page header".into(),
+        )));
+        assert_eq!(classify(&torn), Blame::Store);
+        let late = crate::Error::TimeLimit {
+            what: "the preview".into(),
+            seconds: 2.0,
+            key: "preview_timeout_seconds",
+        };
+        assert_eq!(
+            classify(&DataFusionError::External(Box::new(late))),
+            Blame::Limit
+        );
+        let lost = crate::Error::CommitConflict {
+            path: "memberships/manifest.json".into(),
+            attempts: 64,
+        };
+        assert_eq!(lost.blame(), Blame::Conflict);
         let data = crate::Error::InvalidStoreUrl {
             url: "gs://x".into(),
             reason: "scheme".into(),

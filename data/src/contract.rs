@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// The time zone every normalised timestamp carries.
 pub const UTC: &str = "UTC";

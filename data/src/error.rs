@@ -61,6 +61,37 @@ pub enum Error {
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
 
+    /// A conditional commit of one of kitle's own objects lost the race to other writers
+    /// [`crate::commit::MAX_ATTEMPTS`] times in a row.
+    #[error("cannot commit {path}: other writers committed first {attempts} times in a row")]
+    CommitConflict {
+        /// The object, relative to the store root.
+        path: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
+    /// What another writer committed meanwhile makes this change meaningless (a segment
+    /// removed while it was being refreshed): nothing was written.
+    #[error("{path}: {reason}")]
+    Conflict {
+        /// The object, relative to the store root.
+        path: String,
+        /// What changed meanwhile.
+        reason: String,
+    },
+
+    /// Work ran longer than the configured limit and was stopped.
+    #[error("{what} ran longer than the configured limit of {seconds} s ({key})")]
+    TimeLimit {
+        /// What was stopped (`the preview`, `the refresh`).
+        what: String,
+        /// The limit, in seconds.
+        seconds: f64,
+        /// The configuration key that sets it.
+        key: &'static str,
+    },
+
     /// A local file-system operation failed.
     #[error("{context}: {source}")]
     Io {

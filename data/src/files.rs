@@ -64,6 +64,21 @@ pub struct TableFiles {
     pub rows: u64,
 }
 
+impl TableFiles {
+    /// A digest of which readable files the table has, in which versions (path, size, e-tag,
+    /// modification): equal digests within one process mean the same data, so what was
+    /// computed from the files can be kept until a file lands or changes.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for meta in &self.readable {
+            meta.location.as_ref().hash(&mut hasher);
+            version_of(meta).hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+}
+
 /// What one footer said about a file.
 #[derive(Debug, Clone)]
 enum Verdict {

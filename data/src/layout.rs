@@ -66,9 +66,28 @@ pub fn changes_file(segment: &str, version: u64, nonce: &str) -> String {
     format!("{CHANGES_DIR}/{segment}/v{version:010}-{nonce}.parquet")
 }
 
+/// The lock file that serialises commits of `object` (a path relative to the store root) on a
+/// local folder: beside it, hidden (`memberships/.manifest.json.lock`). Never removed: removing
+/// a lock file another process may be waiting on would let two writers in.
+pub fn commit_lock_file(object: &str) -> String {
+    match object.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/.{name}.lock"),
+        None => format!(".{object}.lock"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_files_lie_hidden_beside_their_object() {
+        assert_eq!(
+            commit_lock_file(MANIFEST_FILE),
+            "memberships/.manifest.json.lock"
+        );
+        assert_eq!(commit_lock_file("x.json"), ".x.json.lock");
+    }
 
     #[test]
     fn partition_paths_round_trip() {

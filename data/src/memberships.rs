@@ -27,6 +27,12 @@ use crate::error::{Error, Result};
 use crate::layout;
 use crate::store::Store;
 
+/// Where the stored definitions are read (kept here too, where callers first found it).
+pub use crate::definitions::read_definitions;
+
+/// The analyst tables over memberships (kept here too, where callers first found them).
+pub use crate::own_tables::register_tables;
+
 /// One refresh of one segment, as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshRecord {
@@ -62,11 +68,17 @@ impl SegmentMemberships {
     }
 }
 
-/// What is current, for every segment. Replaced whole by each refresh.
+/// What is current, for every segment. Replaced whole by each commit (see [`crate::commit`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Segment id → its memberships.
     pub segments: BTreeMap<String, SegmentMemberships>,
+    /// Segment id → when it was last removed. A refresh that read the manifest before a removal
+    /// of one of its segments finds the removal here when it commits and refuses to bring the
+    /// segment's memberships back. Kept when the id is defined again (a later refresh compares
+    /// the entry it read with the one it finds, so an unchanged entry is no obstacle).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// A member of a segment: the customer and the `as_of` at which they entered.
@@ -237,49 +249,182 @@ pub async fn current_members(
     }
 }
 
-/// Writes the new versions' files, then the manifest that makes them current (the commit).
-/// `manifest` is the one the versions were computed against. Returns the new manifest.
-pub async fn commit(
-    store: &Store,
-    manifest: &Manifest,
-    versions: &[NewVersion],
-) -> Result<Manifest> {
-    let nonce = format!(
-        "{:x}",
-        Utc::now().timestamp_nanos_opt().unwrap_or_default() ^ i64::from(std::process::id())
-    );
-    let mut next = manifest.clone();
-    for v in versions {
-        let state = next.segments.entry(v.segment.clone()).or_default();
-        let version = state.current().map_or(1, |r| r.version + 1);
-        let members_path = layout::members_file(&v.segment, version, &nonce);
-        let changes_path = layout::changes_file(&v.segment, version, &nonce);
-        put(store, &members_path, members_parquet(v)?).await?;
-        put(store, &changes_path, changes_parquet(v)?).await?;
-        state.history.push(RefreshRecord {
-            version,
-            as_of: v.as_of,
-            size: v.members.len() as u64,
-            entered: v.entered.len() as u64,
-            exited: v.exited.len() as u64,
-            duration_ms: v.duration_ms,
-            members: members_path,
-            changes: changes_path,
-        });
+/// The new version of `segment` whose members are `evaluated` (customer ids, sorted, each
+/// once) at `as_of`, against its previous members: who entered, who exited, and since when
+/// each member has been in (carried over while they stay; `as_of` for those who enter).
+pub fn diff(
+    segment: &str,
+    as_of: DateTime<Utc>,
+    evaluated: &[String],
+    previous: &[Member],
+    duration_ms: u64,
+) -> NewVersion {
+    let before: BTreeMap<&str, DateTime<Utc>> = previous
+        .iter()
+        .map(|m| (m.customer_id.as_str(), m.since))
+        .collect();
+    let now: std::collections::BTreeSet<&str> = evaluated.iter().map(String::as_str).collect();
+    NewVersion {
+        segment: segment.to_string(),
+        as_of,
+        members: evaluated
+            .iter()
+            .map(|c| Member {
+                customer_id: c.clone(),
+                since: before.get(c.as_str()).copied().unwrap_or(as_of),
+            })
+            .collect(),
+        entered: evaluated
+            .iter()
+            .filter(|c| !before.contains_key(c.as_str()))
+            .cloned()
+            .collect(),
+        exited: before
+            .keys()
+            .filter(|c| !now.contains(*c))
+            .map(|c| c.to_string())
+            .collect(),
+        duration_ms,
     }
-    let json = serde_json::to_vec_pretty(&next).expect("the manifest serialises");
-    put(store, layout::MANIFEST_FILE, Bytes::from(json)).await?;
-    Ok(next)
 }
 
-/// Forgets a segment's memberships (after its definition was removed). Its files stay, named by
-/// no manifest.
+/// What [`commit`] committed.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The manifest now stored.
+    pub manifest: Manifest,
+    /// Per new version, in the order given: the segment and its record in the manifest.
+    pub records: Vec<(String, RefreshRecord)>,
+    /// How many times the manifest was read again because another writer committed first.
+    pub retries: u32,
+}
+
+/// Writes the new versions' files, then commits the manifest that makes them current, through
+/// [`crate::commit::update_json`]. `base` is the manifest the versions were computed against,
+/// read **before** the definitions that were evaluated.
+///
+/// When another writer committed meanwhile, the versions are applied again to what it
+/// committed: a segment nobody else touched keeps its computed version; a segment another
+/// refresh committed meanwhile is diffed again against that newer version (the evaluation
+/// itself holds, it depends only on `as_of` and the definition), so its change log stays the
+/// exact difference from its predecessor; a segment removed meanwhile (its removal recorded
+/// after `base` was read) makes the commit fail with [`Error::Conflict`] and nothing is
+/// committed, because committing it would bring back memberships of a removed segment.
+pub async fn commit(store: &Store, base: &Manifest, versions: &[NewVersion]) -> Result<Commit> {
+    let nonce = nonce();
+    // Files already written, by segment and the version they were computed against.
+    let written: std::sync::Mutex<BTreeMap<String, (Option<u64>, RefreshRecord)>> =
+        Default::default();
+    let written = &written;
+    // The records of the last application of the change: the one that was committed.
+    let last: std::sync::Mutex<Vec<(String, RefreshRecord)>> = Default::default();
+    let last = &last;
+    let nonce = nonce.as_str();
+    let committed = crate::commit::update_json(store, layout::MANIFEST_FILE, |mut next: Manifest| async move {
+        let mut records = Vec::with_capacity(versions.len());
+        for v in versions {
+            if next.removed.get(&v.segment) != base.removed.get(&v.segment) {
+                return Err(Error::Conflict {
+                    path: layout::MANIFEST_FILE.into(),
+                    reason: format!(
+                        "segment {} was removed while it was being refreshed; nothing was committed",
+                        v.segment
+                    ),
+                });
+            }
+            let current = next.segments.get(&v.segment).and_then(SegmentMemberships::current).cloned();
+            let against = current.as_ref().map(|r| r.version);
+            let cached = written.lock().expect("written lock").get(&v.segment).cloned();
+            let record = match cached {
+                Some((at, record)) if at == against => record,
+                _ => {
+                    let based = base.segments.get(&v.segment).and_then(SegmentMemberships::current);
+                    let fresh;
+                    let version = if based.map(|r| r.version) == against {
+                        v
+                    } else {
+                        // Another refresh committed this segment meanwhile: diff again.
+                        let previous = match &current {
+                            Some(r) => read_members(store, &r.members).await?,
+                            None => Vec::new(),
+                        };
+                        let ids: Vec<String> = v.members.iter().map(|m| m.customer_id.clone()).collect();
+                        fresh = diff(&v.segment, v.as_of, &ids, &previous, v.duration_ms);
+                        &fresh
+                    };
+                    let record = write_version(store, version, against.map_or(1, |n| n + 1), nonce).await?;
+                    written
+                        .lock()
+                        .expect("written lock")
+                        .insert(v.segment.clone(), (against, record.clone()));
+                    record
+                }
+            };
+            next.segments
+                .entry(v.segment.clone())
+                .or_default()
+                .history
+                .push(record.clone());
+            records.push((v.segment.clone(), record));
+        }
+        *last.lock().expect("records lock") = records;
+        Ok(next)
+    })
+    .await?;
+    let records = std::mem::take(&mut *last.lock().expect("records lock"));
+    Ok(Commit {
+        manifest: committed.value,
+        records,
+        retries: committed.retries,
+    })
+}
+
+/// Writes the members file and change log of `v` as version `version`; its manifest record.
+async fn write_version(
+    store: &Store,
+    v: &NewVersion,
+    version: u64,
+    nonce: &str,
+) -> Result<RefreshRecord> {
+    let members_path = layout::members_file(&v.segment, version, nonce);
+    let changes_path = layout::changes_file(&v.segment, version, nonce);
+    put(store, &members_path, members_parquet(v)?).await?;
+    put(store, &changes_path, changes_parquet(v)?).await?;
+    Ok(RefreshRecord {
+        version,
+        as_of: v.as_of,
+        size: v.members.len() as u64,
+        entered: v.entered.len() as u64,
+        exited: v.exited.len() as u64,
+        duration_ms: v.duration_ms,
+        members: members_path,
+        changes: changes_path,
+    })
+}
+
+/// A name part no other writer uses: the time in nanoseconds and the process id.
+fn nonce() -> String {
+    format!(
+        "{:x}",
+        Utc::now().timestamp_nanos_opt().unwrap_or_default() ^ i64::from(std::process::id())
+    )
+}
+
+/// Forgets a segment's memberships (after its definition was removed) and records the removal,
+/// so that a refresh of it that was already running cannot commit it back (see [`commit`]).
+/// Its files stay, named by no manifest.
 pub async fn forget(store: &Store, segment: &str) -> Result<()> {
-    let mut manifest = read_manifest(store).await?;
-    if manifest.segments.remove(segment).is_some() {
-        let json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
-        put(store, layout::MANIFEST_FILE, Bytes::from(json)).await?;
-    }
+    let at = Utc::now();
+    crate::commit::update_json(
+        store,
+        layout::MANIFEST_FILE,
+        |mut manifest: Manifest| async move {
+            manifest.segments.remove(segment);
+            manifest.removed.insert(segment.to_string(), at);
+            Ok::<_, Error>(manifest)
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -351,141 +496,89 @@ fn changes_parquet(v: &NewVersion) -> Result<Bytes> {
     write_parquet(batch)
 }
 
-/// Reads the stored definitions (`id` → JSON document); empty when none were stored.
-pub async fn read_definitions(store: &Store) -> Result<BTreeMap<String, serde_json::Value>> {
-    match store
-        .object_store()
-        .get(&store.path(layout::DEFINITIONS_FILE))
-        .await
-    {
-        Ok(got) => {
-            let bytes = got.bytes().await?;
-            serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                path: layout::DEFINITIONS_FILE.into(),
-                reason: e.to_string(),
-            })
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(BTreeMap::new()),
-        Err(e) => Err(e.into()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_000_000 + seconds, 0).unwrap()
     }
-}
 
-/// Replaces the stored definitions with `definitions`, in one write.
-pub async fn write_definitions(
-    store: &Store,
-    definitions: &BTreeMap<String, serde_json::Value>,
-) -> Result<()> {
-    let json = serde_json::to_vec_pretty(definitions).expect("JSON values serialise");
-    put(store, layout::DEFINITIONS_FILE, Bytes::from(json)).await
-}
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
 
-/// Registers the analyst tables over kitle's own objects in `ctx`:
-/// `memberships` (`segment_id`, `customer_id`, `since`: current members of every segment),
-/// `segment_changes` (`segment_id`, `customer_id`, `change`, `at`: every entry and exit ever
-/// recorded) and `segments` (`id`, `name`, `refresh`, `size`, `last_as_of`, `definition`).
-/// The first two are listing tables over the files the manifest names, so they read only
-/// committed versions.
-pub async fn register_tables(
-    ctx: &datafusion::prelude::SessionContext,
-    store: &Store,
-) -> Result<()> {
-    let manifest = read_manifest(store).await?;
-    let definitions = read_definitions(store).await?;
-    let current: Vec<&str> = manifest
-        .segments
-        .values()
-        .filter_map(|s| s.current().map(|r| r.members.as_str()))
-        .collect();
-    let changes: Vec<&str> = manifest
-        .segments
-        .values()
-        .flat_map(|s| s.history.iter().map(|r| r.changes.as_str()))
-        .collect();
-    ctx.register_table(
-        "memberships",
-        files_table(store, &current, members_schema())?,
-    )?;
-    ctx.register_table(
-        "segment_changes",
-        files_table(store, &changes, changes_schema())?,
-    )?;
+    #[test]
+    fn a_diff_carries_since_over_and_lists_entries_and_exits() {
+        let previous = vec![
+            Member {
+                customer_id: "a".into(),
+                since: at(0),
+            },
+            Member {
+                customer_id: "b".into(),
+                since: at(0),
+            },
+        ];
+        let v = diff("s", at(10), &ids(&["b", "ç"]), &previous, 5);
+        assert_eq!(v.entered, ids(&["ç"]));
+        assert_eq!(v.exited, ids(&["a"]));
+        assert_eq!(v.members[0].since, at(0));
+        assert_eq!(v.members[1].since, at(10));
+    }
 
-    let mut ids = Vec::new();
-    let mut names = Vec::new();
-    let mut refresh = Vec::new();
-    let mut sizes = Vec::new();
-    let mut last = Vec::new();
-    let mut documents = Vec::new();
-    for (id, definition) in &definitions {
-        let record = manifest
-            .segments
-            .get(id)
-            .and_then(SegmentMemberships::current);
-        ids.push(id.clone());
-        names.push(
-            definition
-                .get("name")
-                .and_then(|v| v.as_str())
-                .unwrap_or(id)
-                .to_string(),
+    /// Two refreshes computed against the same manifest: the second to commit is applied on
+    /// top of the first (another segment: kept as computed; the same segment: diffed again
+    /// against the version the first committed), and a segment removed meanwhile is refused.
+    #[tokio::test]
+    async fn commits_apply_again_on_top_of_what_others_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig {
+            url: dir.path().display().to_string(),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        let base = read_manifest(&store).await.unwrap();
+        let x1 = diff("x", at(1), &ids(&["a", "b"]), &[], 1);
+        let y1 = diff("y", at(1), &ids(&["a"]), &[], 1);
+        commit(&store, &base, &[x1]).await.unwrap();
+        // Computed against `base`, committed after x: x stays.
+        let done = commit(&store, &base, &[y1]).await.unwrap();
+        assert_eq!(done.manifest.segments.len(), 2);
+        // Another refresh of x from `base` (it saw no version): diffed against version 1.
+        let x2 = diff("x", at(2), &ids(&["b", "c"]), &[], 1);
+        let done = commit(&store, &base, &[x2]).await.unwrap();
+        let record = &done.records[0].1;
+        assert_eq!((record.version, record.entered, record.exited), (2, 1, 1));
+        let changes = read_changes(&store, &record.changes).await.unwrap();
+        let entered: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.change == ChangeKind::Entered)
+            .map(|c| c.customer_id.as_str())
+            .collect();
+        assert_eq!(entered, ["c"]);
+        let members = read_members(&store, &record.members).await.unwrap();
+        assert_eq!(members[0].since, at(1), "b stayed since the first version");
+
+        // y is removed while a refresh computed against an earlier manifest runs.
+        let before = read_manifest(&store).await.unwrap();
+        forget(&store, "y").await.unwrap();
+        let y2 = diff("y", at(3), &ids(&["a"]), &[], 1);
+        let refused = commit(&store, &before, std::slice::from_ref(&y2))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, Error::Conflict { .. }), "{refused}");
+        assert!(
+            !read_manifest(&store)
+                .await
+                .unwrap()
+                .segments
+                .contains_key("y")
         );
-        refresh.push(
-            definition
-                .get("refresh")
-                .and_then(|v| v.as_str())
-                .unwrap_or("manual")
-                .to_string(),
-        );
-        sizes.push(record.map(|r| r.size));
-        last.push(record.map(|r| r.as_of.timestamp_micros()));
-        documents.push(definition.to_string());
+        // A refresh that started after the removal (y defined again) commits it afresh.
+        let after = read_manifest(&store).await.unwrap();
+        let done = commit(&store, &after, &[y2]).await.unwrap();
+        assert_eq!(done.records[0].1.version, 1);
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Utf8, false),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("refresh", DataType::Utf8, false),
-        Field::new("size", DataType::UInt64, true),
-        Field::new("last_as_of", timestamp_type(), true),
-        Field::new("definition", DataType::Utf8, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(StringArray::from(ids)),
-            Arc::new(StringArray::from(names)),
-            Arc::new(StringArray::from(refresh)),
-            Arc::new(arrow::array::UInt64Array::from(sizes)),
-            Arc::new(TimestampMicrosecondArray::from(last).with_timezone(crate::contract::UTC)),
-            Arc::new(StringArray::from(documents)),
-        ],
-    )?;
-    let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]])?;
-    ctx.register_table("segments", Arc::new(table))?;
-    Ok(())
-}
-
-/// A table over exactly `files` (paths relative to the store root), or an empty one.
-fn files_table(
-    store: &Store,
-    files: &[&str],
-    schema: SchemaRef,
-) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
-    use datafusion::datasource::file_format::parquet::ParquetFormat;
-    use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
-    if files.is_empty() {
-        return Ok(Arc::new(datafusion::datasource::MemTable::try_new(
-            schema,
-            vec![vec![]],
-        )?));
-    }
-    let urls = files
-        .iter()
-        .map(|f| store.file_url(f))
-        .collect::<Result<Vec<_>>>()?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(layout::PARQUET_EXTENSION);
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(schema);
-    Ok(Arc::new(ListingTable::try_new(config)?))
 }

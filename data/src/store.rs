@@ -5,13 +5,14 @@
 //! the [`ObjectStore`] built here, so local and S3 stores behave the same; the paths inside it
 //! come from [`crate::layout`].
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
@@ -19,25 +20,82 @@ use url::Url;
 
 use crate::error::{Error, Result};
 
-/// S3 connection settings. Each one left `None` falls back to the standard `AWS_*` variables
-/// (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-/// `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`), so the same binary talks to MinIO-style servers on
-/// a private endpoint and to the cloud.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Options {
-    /// Endpoint URL, e.g. `http://127.0.0.1:9000`; the AWS default when unset.
-    pub endpoint: Option<String>,
-    /// Region name; `us-east-1` when unset everywhere.
-    pub region: Option<String>,
-    /// Access key id.
-    pub access_key_id: Option<String>,
-    /// Secret access key.
-    pub secret_access_key: Option<String>,
-    /// Session token for temporary credentials.
-    pub session_token: Option<String>,
-    /// Allow plain `http://` endpoints (local servers).
-    pub allow_http: Option<bool>,
+/// S3 connection settings: `AmazonS3Builder`'s own configuration keys (`endpoint`,
+/// `region`, `access_key_id`, `secret_access_key`, `session_token`, `allow_http`,
+/// `conditional_put`, … — any name `AmazonS3ConfigKey` accepts, with or without its `aws_`
+/// prefix) and their values, given to the builder as they are. Whatever is not set falls back
+/// to the standard `AWS_*` variables, so the same binary talks to MinIO-style servers on a
+/// private endpoint and to the cloud.
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct S3Options(BTreeMap<String, String>);
+
+impl S3Options {
+    /// Sets `key` (a builder configuration key) to `value`.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.0.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// The value set for `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// Every key set, with its value.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Checks that every key is one the builder knows (the values are checked when the store
+    /// is opened); the error names the key as `s3.<key>`.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for key in self.0.keys() {
+            key.parse::<AmazonS3ConfigKey>()
+                .map_err(|e| format!("s3.{key}: not an S3 setting ({e})"))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets never reach a log line.
+        let mut map = f.debug_map();
+        for (k, v) in &self.0 {
+            let secret = k.contains("secret") || k.contains("token") || k.contains("key_base64");
+            map.entry(k, &if secret { "…" } else { v.as_str() });
+        }
+        map.finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for S3Options {
+    /// A table of keys to text, booleans or numbers (`allow_http = true` reads as `"true"`).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Scalar {
+            Text(String),
+            Flag(bool),
+            Whole(i64),
+            Real(f64),
+        }
+        let map = BTreeMap::<String, Scalar>::deserialize(d)?;
+        Ok(S3Options(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Scalar::Text(s) => s,
+                        Scalar::Flag(b) => b.to_string(),
+                        Scalar::Whole(i) => i.to_string(),
+                        Scalar::Real(x) => x.to_string(),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ))
+    }
 }
 
 /// Everything needed to open a store.
@@ -76,6 +134,8 @@ pub struct Store {
     /// The URL as the user should see it.
     display: String,
     strict: bool,
+    /// The folder of a local store (`None` for S3): commits lock files there.
+    local: Option<PathBuf>,
 }
 
 impl Store {
@@ -128,6 +188,7 @@ impl Store {
             root,
             display: absolute.display().to_string(),
             strict,
+            local: Some(absolute),
         })
     }
 
@@ -137,23 +198,11 @@ impl Store {
             return Err(invalid(raw, "missing bucket name (s3://bucket/prefix)"));
         }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        if let Some(v) = &options.endpoint {
-            builder = builder.with_endpoint(v);
-        }
-        if let Some(v) = &options.region {
-            builder = builder.with_region(v);
-        }
-        if let Some(v) = &options.access_key_id {
-            builder = builder.with_access_key_id(v);
-        }
-        if let Some(v) = &options.secret_access_key {
-            builder = builder.with_secret_access_key(v);
-        }
-        if let Some(v) = &options.session_token {
-            builder = builder.with_token(v);
-        }
-        if let Some(v) = options.allow_http {
-            builder = builder.with_allow_http(v);
+        for (key, value) in options.iter() {
+            let key: AmazonS3ConfigKey = key
+                .parse()
+                .map_err(|e| invalid(raw, &format!("s3.{key}: {e}")))?;
+            builder = builder.with_config(key, value);
         }
         let s3 = builder.build().map_err(|e| invalid(raw, &e.to_string()))?;
         let base_url =
@@ -164,12 +213,19 @@ impl Store {
             root: Path::from(prefix.trim_matches('/')),
             display: raw.to_string(),
             strict,
+            local: None,
         })
     }
 
     /// The object store every read and write goes through.
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.object_store
+    }
+
+    /// The folder of a local store, `None` for an S3 store. Commits use it for the OS file
+    /// locks that stand in for S3's conditional writes (see [`crate::commit`]).
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local.as_deref()
     }
 
     /// The store's URL as the user should see it.
@@ -264,14 +320,12 @@ mod tests {
     fn s3_urls_split_bucket_and_prefix() {
         let s = Store::open(&StoreConfig {
             url: "s3://shop/tenants/a".into(),
-            s3: S3Options {
-                endpoint: Some("http://127.0.0.1:1".into()),
-                region: Some("us-east-1".into()),
-                access_key_id: Some("k".into()),
-                secret_access_key: Some("s".into()),
-                allow_http: Some(true),
-                ..S3Options::default()
-            },
+            s3: S3Options::default()
+                .with("endpoint", "http://127.0.0.1:1")
+                .with("region", "us-east-1")
+                .with("access_key_id", "k")
+                .with("secret_access_key", "s")
+                .with("allow_http", "true"),
             strict: false,
         })
         .unwrap();
@@ -289,6 +343,14 @@ mod tests {
         assert!(err.contains("unsupported scheme \"gs\""), "{err}");
         let err = open("s3:///prefix").unwrap_err().to_string();
         assert!(err.contains("missing bucket"), "{err}");
+        let err = Store::open(&StoreConfig {
+            url: "s3://b/p".into(),
+            s3: S3Options::default().with("endpiont", "x"),
+            strict: false,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("s3.endpiont"), "{err}");
         assert!(open("").is_err());
     }
 }

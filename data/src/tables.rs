@@ -12,14 +12,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::catalog::TableProvider;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::functions::core::expr_fn::{file_row_index, input_file_name};
-use datafusion::functions_aggregate::expr_fn::first_value;
+use datafusion::functions_aggregate::expr_fn::{count, first_value};
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{ExprFunctionExt, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{Expr, SessionContext, col, lit};
@@ -251,6 +253,57 @@ impl ContractTables {
             .project(columns)?
             .build()?;
         Ok(plan)
+    }
+}
+
+impl ContractTables {
+    /// How many events of each `event_type` the store holds (each `event_id` once), most
+    /// frequent first, for builders that offer the event types present. Reads only the
+    /// `event_id`, `event_type`, `ts` and partition columns of the readable event files.
+    ///
+    /// The scan runs under `limits` (a read token may ask for it through `GET /v1/schema`).
+    pub async fn event_type_counts(
+        &self,
+        limits: &crate::session::Limits,
+    ) -> Result<Vec<(String, u64)>> {
+        const WHAT: &str = "counting the event types";
+        let limits = limits.start(WHAT);
+        limits.run(WHAT, self.count_event_types(&limits)).await
+    }
+
+    async fn count_event_types(
+        &self,
+        limits: &crate::session::Limits,
+    ) -> Result<Vec<(String, u64)>> {
+        let ctx = crate::session::context_with(&self.store, limits);
+        self.install_store(&ctx);
+        let source = self.events_source()?;
+        let keys = [layout::EVENTS_PARTITION_COLUMN, "event_id"];
+        let plan = LogicalPlanBuilder::scan("events", provider_as_source(source), None)?
+            .filter(required_not_null(ContractTable::Events))?
+            .aggregate(
+                keys.iter().map(|k| col(Column::from_name(*k))),
+                vec![first_value(col("event_type"), vec![]).alias("event_type")],
+            )?
+            .aggregate(vec![col("event_type")], vec![count(lit(1)).alias("events")])?
+            .sort(vec![
+                col("events").sort(false, true),
+                col("event_type").sort(true, true),
+            ])?
+            .build()?;
+        let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+        let mut counts = Vec::new();
+        for batch in &batches {
+            let types = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+            let types = types.as_string::<i32>();
+            let numbers = batch.column(1).as_primitive::<Int64Type>();
+            for row in 0..batch.num_rows() {
+                if types.is_valid(row) {
+                    counts.push((types.value(row).to_string(), numbers.value(row) as u64));
+                }
+            }
+        }
+        Ok(counts)
     }
 }
 

@@ -164,9 +164,10 @@ impl fmt::Display for Problems {
 impl std::error::Error for Problems {}
 
 /// The crate's one error type, so that callers (CLI, HTTP) map planner failures to exit codes
-/// and error codes in one place. Later parts of the planner (compilation, refresh) add variants,
-/// hence `#[non_exhaustive]`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// and error codes in one place: [`Error::blame`] says whose fault it is — a definition that
+/// cannot plan is the caller's, a store or engine failure while running is the service's — and
+/// the store's and DataFusion's errors are kept as sources, with what was being done.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// One or more definitions are refused; every problem is listed.
@@ -187,6 +188,7 @@ pub enum Error {
     },
     /// A valid definition could not be turned into a plan (a `sql` condition that does not
     /// plan, a column whose type changed since validation). Names the segment and the cause.
+    /// The caller's: the definition has to change.
     #[error("cannot plan segment {segment}: {message}")]
     Compile {
         /// The segment being planned (empty when the whole refresh is concerned).
@@ -205,20 +207,109 @@ pub enum Error {
         /// The stored segments that refer to it.
         referenced_by: Vec<String>,
     },
-    /// Running the plan failed (reading the store, DataFusion at run time).
-    #[error("evaluation failed: {0}")]
-    Execution(String),
+    /// Reading or writing the store failed (or a limit stopped the work, or another writer's
+    /// commit made this one meaningless: see [`kitle_data::Error::blame`]) while `context` was
+    /// being done.
+    #[cfg(feature = "engine")]
+    #[error("{}{source}", prefix(context))]
+    Store {
+        /// What was being done (`reading the manifest`, `evaluating vip`); may be empty.
+        context: String,
+        /// What failed.
+        #[source]
+        source: kitle_data::Error,
+    },
+    /// DataFusion failed while running a plan, while `context` was being done.
+    #[cfg(feature = "engine")]
+    #[error("{}{source}", prefix(context))]
+    Engine {
+        /// What was being done; may be empty.
+        context: String,
+        /// What failed.
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
 }
 
-impl From<datafusion::error::DataFusionError> for Error {
-    fn from(e: datafusion::error::DataFusionError) -> Self {
-        Error::Execution(e.to_string())
+#[cfg(feature = "engine")]
+fn prefix(context: &str) -> String {
+    if context.is_empty() {
+        String::new()
+    } else {
+        format!("{context}: ")
     }
 }
 
+#[cfg(feature = "engine")]
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(source: datafusion::error::DataFusionError) -> Self {
+        Error::Engine {
+            context: String::new(),
+            source,
+        }
+    }
+}
+
+#[cfg(feature = "engine")]
 impl From<kitle_data::Error> for Error {
-    fn from(e: kitle_data::Error) -> Self {
-        Error::Execution(e.to_string())
+    fn from(source: kitle_data::Error) -> Self {
+        Error::Store {
+            context: String::new(),
+            source,
+        }
+    }
+}
+
+/// Adds what was being done to the store's and DataFusion's errors on the way up.
+#[cfg(feature = "engine")]
+pub trait Context<T> {
+    /// The error of `self`, if any, with `context` (`evaluating vip, lapsed-90d`).
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, Error>;
+}
+
+#[cfg(feature = "engine")]
+impl<T, E: Into<Error>> Context<T> for Result<T, E> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, Error> {
+        self.map_err(|e| match e.into() {
+            Error::Store { context: c, source } if c.is_empty() => Error::Store {
+                context: context(),
+                source,
+            },
+            Error::Engine { context: c, source } if c.is_empty() => Error::Engine {
+                context: context(),
+                source,
+            },
+            other => other,
+        })
+    }
+}
+
+#[cfg(feature = "engine")]
+impl Error {
+    /// Whose fault this is (see [`kitle_data::Blame`]): the caller's for everything
+    /// about the definition or the request (found before anything runs), else the store's,
+    /// the engine's, a limit's or a conflicting writer's.
+    pub fn blame(&self) -> kitle_data::Blame {
+        use kitle_data::Blame;
+        match self {
+            Error::Refused(_)
+            | Error::Syntax { .. }
+            | Error::Compile { .. }
+            | Error::NotFound(_)
+            | Error::InUse { .. } => Blame::Input,
+            // Failures while running are never the caller's input: a definition's problems
+            // are found when it is planned (`Compile`). A plan that DataFusion refuses at run
+            // time is the engine's; a definition failing on the data it reads stays
+            // `Evaluation` (the service's, for a stored definition).
+            Error::Store { source, .. } => match source.blame() {
+                Blame::Input => Blame::Engine,
+                other => other,
+            },
+            Error::Engine { source, .. } => match kitle_data::classify(source) {
+                Blame::Input => Blame::Engine,
+                other => other,
+            },
+        }
     }
 }
 

@@ -61,8 +61,9 @@ pub async fn explain_member(
     customer_id: &str,
     as_of: DateTime<Utc>,
     tz: Tz,
+    limits: &kitle_data::session::Limits,
 ) -> Result<MemberExplanation, Error> {
-    let ctx = kitle_data::session::new_context(tables.store());
+    let ctx = kitle_data::session::context_with(tables.store(), limits);
     tables.register_as_of(&ctx, as_of)?;
     let plan = build_explain_plan(
         &ctx,

@@ -14,32 +14,41 @@
 //! 4. [`dependency_order`] orders segments so that each comes after those it refers to, for
 //!    refresh.
 //!
-//! Compiling definitions to DataFusion plans and refreshing build on these types elsewhere in
-//! this crate later; nothing here knows HTTP, the command line, file paths or DataFusion.
+//! With the default `engine` feature, [`compile`] turns definitions into DataFusion plans and
+//! [`refresh`] refreshes, previews and explains them over a store; without it the crate is the
+//! language alone (no DataFusion), which is what the fuzz targets build. Nothing here knows
+//! HTTP, the command line or file paths.
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "engine")]
 pub mod compile;
 pub mod decimal;
 pub mod definition;
+pub mod describe;
 pub mod error;
+#[cfg(feature = "engine")]
 pub mod explain;
 pub mod parse;
+#[cfg(feature = "engine")]
 pub mod refresh;
 pub mod time;
 pub mod validate;
 
+#[cfg(feature = "engine")]
 pub use compile::{RefreshPlan, build_refresh_plan, evaluate};
 pub use decimal::Decimal;
 pub use definition::{
     AttributeCondition, Comparison, Condition, EventCondition, FollowUp, Measure, Op, Period,
     PropertyFilter, Refresh, SegmentDefinition, Value,
 };
+pub use describe::{ColumnDescription, EventTypeCount, StoreDescription};
 pub use error::{Error, Problem, Problems};
+#[cfg(feature = "engine")]
 pub use explain::{ConditionReport, MemberExplanation};
 pub use parse::{is_valid_id, parse_definition, parse_definitions};
 pub use time::{Duration, DurationUnit, format_instant, parse_instant};
 pub use validate::{ColumnKind, StoreSchemas, dependency_order, validate_set};
 
-#[cfg(test)]
+#[cfg(all(test, feature = "engine"))]
 mod test_support;

@@ -5,7 +5,7 @@
 //! when each member has been in — and hands the new versions to `kitle-data` to commit with
 //! one manifest write. The functions here also serve `segment put|validate|rm|explain|preview`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +13,8 @@ use chrono_tz::Tz;
 use datafusion::physical_plan::displayable;
 use kitle_data::contract::ContractTable;
 use kitle_data::files::FooterCache;
-use kitle_data::memberships::{self, Member, NewVersion};
+use kitle_data::memberships;
+use kitle_data::session::Limits;
 use kitle_data::tables::{ContractTables, ReadReport};
 use kitle_data::{Progress, Store};
 use serde::Serialize;
@@ -30,6 +31,8 @@ use crate::validate::{StoreSchemas, validate_set};
 pub struct SegmentRefresh {
     /// The segment.
     pub id: String,
+    /// The version this refresh committed.
+    pub version: u64,
     /// Members after the refresh.
     pub size: u64,
     /// Customers who entered.
@@ -47,6 +50,8 @@ pub struct RefreshOutcome {
     pub as_of: DateTime<Utc>,
     /// Per refreshed segment, in the order asked (all stored segments by id when none named).
     pub segments: Vec<SegmentRefresh>,
+    /// How many times the commit was applied again because another writer committed first.
+    pub retries: u32,
     /// Files skipped and rows dropped while reading the store.
     pub report: ReadReport,
 }
@@ -54,17 +59,7 @@ pub struct RefreshOutcome {
 /// The stored definitions, parsed (instants of stored definitions are UTC, so the zone only
 /// matters for documents written by hand into the store).
 pub async fn stored_definitions(store: &Store, tz: Tz) -> Result<Vec<SegmentDefinition>, Error> {
-    let documents = memberships::read_definitions(store).await?;
-    let mut problems = Problems::new();
-    let mut definitions = Vec::new();
-    for (id, document) in &documents {
-        match parse_definition(document, tz) {
-            Ok(d) => definitions.push(d),
-            Err(p) => problems
-                .extend(p.under(&format!("{}[{id:?}]", kitle_data::layout::DEFINITIONS_FILE))),
-        }
-    }
-    problems.into_result(definitions).map_err(Error::Refused)
+    parse_stored(&memberships::read_definitions(store).await?, tz)
 }
 
 /// The store's schemas as validation needs them.
@@ -78,11 +73,26 @@ pub fn schemas_of(tables: &ContractTables) -> StoreSchemas {
 /// Parses and validates `documents` as one set against the store (its schema and the segments
 /// already stored), and checks that each compiles (a `sql` condition must plan). Returns the
 /// definitions, or every problem with its path (`[i].…` when several documents are given).
+///
+/// `cache` keeps the store's file verdicts between calls (the service passes its own, so a
+/// check does not read every footer again).
 pub async fn check_definitions(
     store: &Store,
+    cache: &FooterCache,
     documents: &[Json],
     tz: Tz,
 ) -> Result<Vec<SegmentDefinition>, Error> {
+    Ok(checked(store, cache, documents, tz).await?.0)
+}
+
+/// [`check_definitions`], also returning the store's schemas it validated against (a put
+/// validates again, against the definitions another writer committed meanwhile).
+async fn checked(
+    store: &Store,
+    cache: &FooterCache,
+    documents: &[Json],
+    tz: Tz,
+) -> Result<(Vec<SegmentDefinition>, StoreSchemas), Error> {
     let mut problems = Problems::new();
     let mut definitions = Vec::new();
     for (i, document) in documents.iter().enumerate() {
@@ -98,14 +108,10 @@ pub async fn check_definitions(
     if !problems.is_empty() {
         return Err(Error::Refused(problems));
     }
-    let tables = ContractTables::load(store, &FooterCache::new()).await?;
-    let new_ids: BTreeSet<&str> = definitions.iter().map(|d| d.id.as_str()).collect();
-    let existing: Vec<SegmentDefinition> = stored_definitions(store, tz)
-        .await?
-        .into_iter()
-        .filter(|d| !new_ids.contains(d.id.as_str()))
-        .collect();
-    validate_set(&definitions, &existing, &schemas_of(&tables)).map_err(Error::Refused)?;
+    let tables = ContractTables::load(store, cache).await?;
+    let schemas = schemas_of(&tables);
+    let existing = others(&stored_definitions(store, tz).await?, &definitions);
+    validate_set(&definitions, &existing, &schemas).map_err(Error::Refused)?;
 
     // Compile each (with what it refers to) so that a `sql` condition that does not plan is
     // refused now rather than at the next refresh.
@@ -115,65 +121,149 @@ pub async fn check_definitions(
     let as_of = Utc::now();
     tables.register_as_of(&ctx, as_of)?;
     for (i, d) in definitions.iter().enumerate() {
+        let prefix = if definitions.len() > 1 {
+            format!("[{i}]")
+        } else {
+            String::new()
+        };
+        // Each `sql` condition at its own path, with the query as what was found.
+        let mut queries = Vec::new();
+        d.condition.walk("condition", &mut |path, c| {
+            if let crate::definition::Condition::Sql(query) = c {
+                queries.push((format!("{path}.sql"), query.clone()));
+            }
+        });
+        let mut refused = false;
+        for (path, query) in queries {
+            if let Err(message) = crate::compile::plan_sql_condition(&ctx, &query).await {
+                refused = true;
+                problems.push(
+                    Problem::new(
+                        path,
+                        crate::error::quote(&query),
+                        "a read-only query over events, customers and identities that returns a customer_id column",
+                        message,
+                    )
+                    .under(&prefix),
+                );
+            }
+        }
+        if refused {
+            continue;
+        }
         if let Err(e) =
             crate::compile::check_plan(&ctx, &tables, &all, std::slice::from_ref(&d.id), as_of, tz)
                 .await
         {
-            let path = if definitions.len() > 1 {
-                format!("[{i}].condition")
-            } else {
-                "condition".into()
-            };
-            problems.push(Problem::new(
-                path,
-                "",
-                "a condition that plans",
-                e.to_string(),
-            ));
+            match e.blame() {
+                kitle_data::Blame::Input => problems.push(
+                    Problem::new("condition", "", "a condition that plans", e.to_string())
+                        .under(&prefix),
+                ),
+                // The store or the engine failed: not a problem of the definition.
+                _ => return Err(e),
+            }
+        }
+    }
+    problems
+        .into_result((definitions, schemas))
+        .map_err(Error::Refused)
+}
+
+/// The definitions of `stored` whose ids are not among `new`.
+fn others(stored: &[SegmentDefinition], new: &[SegmentDefinition]) -> Vec<SegmentDefinition> {
+    let new_ids: BTreeSet<&str> = new.iter().map(|d| d.id.as_str()).collect();
+    stored
+        .iter()
+        .filter(|d| !new_ids.contains(d.id.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Parses stored definition documents (as [`stored_definitions`] does).
+fn parse_stored(
+    documents: &kitle_data::definitions::Definitions,
+    tz: Tz,
+) -> Result<Vec<SegmentDefinition>, Error> {
+    let mut problems = Problems::new();
+    let mut definitions = Vec::new();
+    for (id, document) in documents {
+        match parse_definition(document, tz) {
+            Ok(d) => definitions.push(d),
+            Err(p) => problems
+                .extend(p.under(&format!("{}[{id:?}]", kitle_data::layout::DEFINITIONS_FILE))),
         }
     }
     problems.into_result(definitions).map_err(Error::Refused)
 }
 
+/// What a put stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PutOutcome {
+    /// Each definition's id with whether it was created (`true`) or replaced, in the order
+    /// given.
+    pub stored: Vec<(String, bool)>,
+    /// How many times the commit was applied again because another writer committed first.
+    pub retries: u32,
+}
+
 /// Stores `documents` (validated as one set: all or none). Returns each id with whether it was
 /// created (`true`) or replaced.
+///
+/// The commit is conditional: when another writer changed the stored definitions meanwhile,
+/// the set is validated again against what that writer committed (a segment referred to may
+/// have been removed, or a cycle formed) and stored on top of it, or refused with the problems.
 pub async fn put_definitions(
     store: &Store,
+    cache: &FooterCache,
     documents: &[Json],
     tz: Tz,
-) -> Result<Vec<(String, bool)>, Error> {
-    let definitions = check_definitions(store, documents, tz).await?;
-    let mut stored = memberships::read_definitions(store).await?;
-    let mut outcome = Vec::new();
-    for d in definitions {
-        let created = stored.insert(d.id.clone(), d.to_json()).is_none();
-        outcome.push((d.id, created));
-    }
-    memberships::write_definitions(store, &stored).await?;
-    Ok(outcome)
+) -> Result<PutOutcome, Error> {
+    let (definitions, schemas) = checked(store, cache, documents, tz).await?;
+    let stored = std::sync::Mutex::new(Vec::new());
+    let (definitions, schemas, stored_ref) = (&definitions, &schemas, &stored);
+    let committed = kitle_data::definitions::update_definitions(store, |mut current| async move {
+        let existing = others(&parse_stored(&current, tz)?, definitions);
+        validate_set(definitions, &existing, schemas).map_err(Error::Refused)?;
+        let mut outcome = Vec::new();
+        for d in definitions {
+            let created = current.insert(d.id.clone(), d.to_json()).is_none();
+            outcome.push((d.id.clone(), created));
+        }
+        *stored_ref.lock().expect("outcome lock") = outcome;
+        Ok::<_, Error>(current)
+    })
+    .await?;
+    Ok(PutOutcome {
+        stored: stored.into_inner().expect("outcome lock"),
+        retries: committed.retries,
+    })
 }
 
 /// Removes a stored definition (and forgets its memberships); refused while other stored
-/// segments refer to it.
+/// segments refer to it. Both checks are made against the definitions the commit replaces, so
+/// a reference another writer added meanwhile is seen.
 pub async fn remove_definition(store: &Store, id: &str, tz: Tz) -> Result<(), Error> {
-    let definitions = stored_definitions(store, tz).await?;
-    if !definitions.iter().any(|d| d.id == id) {
-        return Err(Error::NotFound(id.to_string()));
-    }
-    let referenced_by: Vec<String> = definitions
-        .iter()
-        .filter(|d| d.id != id && d.references().contains(&id))
-        .map(|d| d.id.clone())
-        .collect();
-    if !referenced_by.is_empty() {
-        return Err(Error::InUse {
-            segment: id.to_string(),
-            referenced_by,
-        });
-    }
-    let mut stored = memberships::read_definitions(store).await?;
-    stored.remove(id);
-    memberships::write_definitions(store, &stored).await?;
+    kitle_data::definitions::update_definitions(store, |mut current| async move {
+        let definitions = parse_stored(&current, tz)?;
+        if !definitions.iter().any(|d| d.id == id) {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        let referenced_by: Vec<String> = definitions
+            .iter()
+            .filter(|d| d.id != id && d.references().contains(&id))
+            .map(|d| d.id.clone())
+            .collect();
+        if !referenced_by.is_empty() {
+            return Err(Error::InUse {
+                segment: id.to_string(),
+                referenced_by,
+            });
+        }
+        current.remove(id);
+        Ok(current)
+    })
+    .await?;
     memberships::forget(store, id).await?;
     Ok(())
 }
@@ -198,16 +288,62 @@ fn closure(all: &[SegmentDefinition], targets: &[String]) -> Result<Vec<SegmentD
 }
 
 /// Refreshes `requested` (all stored segments when empty) at `as_of` and commits the new
-/// versions. A failure at any point leaves the previous versions current.
+/// versions, under `limits` (the plan's memory pool; the time limit covers the whole refresh).
+/// A failure at any point leaves the previous versions current.
 pub async fn refresh(
     store: &Store,
     cache: &FooterCache,
     requested: &[String],
     as_of: DateTime<Utc>,
     tz: Tz,
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Result<RefreshOutcome, Error> {
+    let limits = &limits.start("the refresh");
+    limits
+        .run(
+            "the refresh",
+            refresh_unlimited(store, cache, requested, as_of, tz, limits, progress),
+        )
+        .await
+        .map_err(|e| over_memory(e, limits, "the refresh"))
+}
+
+/// A memory-limit failure of `what`, said with the limit and the key that sets it.
+fn over_memory(e: Error, limits: &Limits, what: &str) -> Error {
+    match e {
+        Error::Engine { source, .. }
+            if matches!(
+                source.find_root(),
+                datafusion::error::DataFusionError::ResourcesExhausted(_)
+            ) =>
+        {
+            Error::Engine {
+                context: format!(
+                    "{what} needs more memory than the configured {} MiB ({})",
+                    limits.memory_bytes.unwrap_or_default() >> 20,
+                    limits.memory_key
+                ),
+                source,
+            }
+        }
+        other => other,
+    }
+}
+
+async fn refresh_unlimited(
+    store: &Store,
+    cache: &FooterCache,
+    requested: &[String],
+    as_of: DateTime<Utc>,
+    tz: Tz,
+    limits: &Limits,
     progress: &dyn Progress,
 ) -> Result<RefreshOutcome, Error> {
     let started = Instant::now();
+    // The manifest before the definitions: a removal committed after this read is seen when
+    // the new versions are committed (see `memberships::commit`).
+    let manifest = memberships::read_manifest(store).await?;
     let all = stored_definitions(store, tz).await?;
     let targets: Vec<String> = if requested.is_empty() {
         all.iter().map(|d| d.id.clone()).collect()
@@ -220,66 +356,38 @@ pub async fn refresh(
     let tables = ContractTables::load(store, cache).await?;
     progress.finish();
     progress.start("evaluating", targets.len() as u64);
-    let ctx = kitle_data::session::new_context(store);
+    let ctx = kitle_data::session::context_with(store, limits);
     tables.register_as_of(&ctx, as_of)?;
     let plan = build_refresh_plan(&ctx, &tables, &definitions, &targets, as_of, tz).await?;
     let evaluated = members_of(&ctx, plan).await?;
     progress.finish();
 
     progress.start("writing", targets.len() as u64);
-    let manifest = memberships::read_manifest(store).await?;
     let duration_ms = started.elapsed().as_millis() as u64;
     let mut versions = Vec::new();
     for id in &targets {
-        let previous: BTreeMap<String, DateTime<Utc>> =
-            memberships::current_members(store, &manifest, id)
-                .await?
-                .into_iter()
-                .map(|m| (m.customer_id, m.since))
-                .collect();
-        let now = evaluated.get(id).cloned().unwrap_or_default();
-        let now_set: BTreeSet<&str> = now.iter().map(String::as_str).collect();
-        let entered: Vec<String> = now
-            .iter()
-            .filter(|c| !previous.contains_key(*c))
-            .cloned()
-            .collect();
-        let exited: Vec<String> = previous
-            .keys()
-            .filter(|c| !now_set.contains(c.as_str()))
-            .cloned()
-            .collect();
-        let members = now
-            .iter()
-            .map(|c| Member {
-                customer_id: c.clone(),
-                since: previous.get(c).copied().unwrap_or(as_of),
-            })
-            .collect();
-        versions.push(NewVersion {
-            segment: id.clone(),
-            as_of,
-            members,
-            entered,
-            exited,
-            duration_ms,
-        });
+        let previous = memberships::current_members(store, &manifest, id).await?;
+        let now = evaluated.get(id).map(Vec::as_slice).unwrap_or_default();
+        versions.push(memberships::diff(id, as_of, now, &previous, duration_ms));
         progress.advance(1);
     }
-    memberships::commit(store, &manifest, &versions).await?;
+    let commit = memberships::commit(store, &manifest, &versions).await?;
     progress.finish();
     Ok(RefreshOutcome {
         as_of,
-        segments: versions
+        segments: commit
+            .records
             .iter()
-            .map(|v| SegmentRefresh {
-                id: v.segment.clone(),
-                size: v.members.len() as u64,
-                entered: v.entered.len() as u64,
-                exited: v.exited.len() as u64,
+            .map(|(id, r)| SegmentRefresh {
+                id: id.clone(),
+                version: r.version,
+                size: r.size,
+                entered: r.entered,
+                exited: r.exited,
                 duration_ms,
             })
             .collect(),
+        retries: commit.retries,
         report: tables.report(),
     })
 }
@@ -314,8 +422,9 @@ async fn plan_at(
     target: &str,
     as_of: DateTime<Utc>,
     tz: Tz,
+    limits: &Limits,
 ) -> Result<PlannedSession, Error> {
-    let ctx = kitle_data::session::new_context(tables.store());
+    let ctx = kitle_data::session::context_with(tables.store(), limits);
     tables.register_as_of(&ctx, as_of)?;
     let plan = build_refresh_plan(
         &ctx,
@@ -336,46 +445,58 @@ async fn plan_one(
     definition: &SegmentDefinition,
     as_of: DateTime<Utc>,
     tz: Tz,
+    limits: &Limits,
 ) -> Result<PlannedSession, Error> {
     let definitions = with_references(store, definition, tz).await?;
     let tables = ContractTables::load(store, &FooterCache::new()).await?;
-    plan_at(&tables, &definitions, &definition.id, as_of, tz).await
+    plan_at(&tables, &definitions, &definition.id, as_of, tz, limits).await
 }
 
 /// Evaluates `definition` (with the stored segments it refers to) at `as_of` without storing
-/// anything: its members, sorted.
+/// anything, under `limits`: its members, sorted.
 pub async fn preview(
     store: &Store,
     definition: &SegmentDefinition,
     as_of: DateTime<Utc>,
     tz: Tz,
+    limits: &Limits,
 ) -> Result<Vec<String>, Error> {
-    let mut out = preview_at(store, &FooterCache::new(), definition, &[as_of], tz).await?;
+    let mut out = preview_at(store, &FooterCache::new(), definition, &[as_of], tz, limits).await?;
     Ok(out.pop().unwrap_or_default())
 }
 
 /// [`preview`] at each of `instants` (a new segment's history before it exists), reading the
-/// store's file list once.
+/// store's file list once. Every instant's plan runs under the memory pool of `limits`; the
+/// time limit covers the whole preview.
 pub async fn preview_at(
     store: &Store,
     cache: &FooterCache,
     definition: &SegmentDefinition,
     instants: &[DateTime<Utc>],
     tz: Tz,
+    limits: &Limits,
 ) -> Result<Vec<Vec<String>>, Error> {
-    let definitions = with_references(store, definition, tz).await?;
-    let tables = ContractTables::load(store, cache).await?;
-    let mut out = Vec::with_capacity(instants.len());
-    for as_of in instants {
-        let (ctx, plan) = plan_at(&tables, &definitions, &definition.id, *as_of, tz).await?;
-        out.push(
-            members_of(&ctx, plan)
-                .await?
-                .remove(&definition.id)
-                .unwrap_or_default(),
-        );
-    }
-    Ok(out)
+    let limits = &limits.start("the preview");
+    let work = async {
+        let definitions = with_references(store, definition, tz).await?;
+        let tables = ContractTables::load(store, cache).await?;
+        let mut out = Vec::with_capacity(instants.len());
+        for as_of in instants {
+            let (ctx, plan) =
+                plan_at(&tables, &definitions, &definition.id, *as_of, tz, limits).await?;
+            out.push(
+                members_of(&ctx, plan)
+                    .await?
+                    .remove(&definition.id)
+                    .unwrap_or_default(),
+            );
+        }
+        Ok(out)
+    };
+    limits
+        .run("the preview", work)
+        .await
+        .map_err(|e| over_memory(e, limits, "the preview"))
 }
 
 /// The logical (optimised) and physical plans `definition` runs as at `as_of`, as text.
@@ -386,7 +507,8 @@ pub async fn explain(
     tz: Tz,
     analyze: bool,
 ) -> Result<String, Error> {
-    let (ctx, plan) = plan_one(store, definition, as_of, tz).await?;
+    // Run by the operator from the command line: no configured limits.
+    let (ctx, plan) = plan_one(store, definition, as_of, tz, &Limits::none()).await?;
     let frame = ctx.execute_logical_plan(plan.plan).await?;
     let logical = frame.clone().into_optimized_plan()?;
     let physical = frame.create_physical_plan().await?;
@@ -424,14 +546,31 @@ pub async fn explain_stored_member(
     customer_id: &str,
     as_of: DateTime<Utc>,
     tz: Tz,
+    limits: &Limits,
 ) -> Result<crate::explain::MemberExplanation, Error> {
-    let all = stored_definitions(store, tz).await?;
-    let definitions = closure(&all, &[id.to_string()])?;
-    let definition = definitions
-        .iter()
-        .find(|d| d.id == id)
-        .cloned()
-        .ok_or_else(|| Error::NotFound(id.to_string()))?;
-    let tables = ContractTables::load(store, cache).await?;
-    crate::explain::explain_member(&tables, &definitions, &definition, customer_id, as_of, tz).await
+    let limits = &limits.start("the explanation");
+    let work = async {
+        let all = stored_definitions(store, tz).await?;
+        let definitions = closure(&all, &[id.to_string()])?;
+        let definition = definitions
+            .iter()
+            .find(|d| d.id == id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let tables = ContractTables::load(store, cache).await?;
+        crate::explain::explain_member(
+            &tables,
+            &definitions,
+            &definition,
+            customer_id,
+            as_of,
+            tz,
+            limits,
+        )
+        .await
+    };
+    limits
+        .run("the explanation", work)
+        .await
+        .map_err(|e| over_memory(e, limits, "the explanation"))
 }

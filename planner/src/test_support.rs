@@ -14,7 +14,7 @@ fn timestamp() -> DataType {
 
 /// The data contract's `customers` and `events` columns, plus the custom columns the
 /// conformance store has (`loyalty_points` on customers, `coupon_code` on events).
-pub fn contract_schemas() -> StoreSchemas {
+pub(crate) fn contract_schemas() -> StoreSchemas {
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
     let customers = Schema::new(vec![
         text("customer_id", false),
@@ -80,7 +80,7 @@ fn shared_dir() -> PathBuf {
 
 /// Each conformance scenario's name and segment documents (the `expected` members are not the
 /// planner's business).
-pub fn conformance_scenarios() -> Vec<(String, Vec<Json>)> {
+pub(crate) fn conformance_scenarios() -> Vec<(String, Vec<Json>)> {
     let path = shared_dir().join("conformance/cases.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));

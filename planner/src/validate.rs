@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::datatypes::{DataType, Schema};
+use arrow_schema::{DataType, Schema};
 use chrono_tz::Tz;
 
 use crate::definition::{Condition, Op, SegmentDefinition, Value};
@@ -431,29 +431,12 @@ fn check_columns(def: &SegmentDefinition, schemas: &StoreSchemas) -> Problems {
                     }
                 }
             }
-            Condition::Sql(sql) => {
-                check_sql_condition(sql, &join(path, "sql"), schemas, &mut problems)
-            }
+            // A `sql` condition is planned by the compiler's check (it needs DataFusion):
+            // `crate::compile::plan_sql_condition`, called for each one at its path when a
+            // definition is checked against the store.
             _ => {}
         });
     problems
-}
-
-/// Whether a `sql` condition can be evaluated. For now only that it is a non-empty query.
-///
-/// TODO(issue 4): plan the query with DataFusion against `schemas` (tables `events` and
-/// `customers` only) and refuse it when it does not plan, is not read-only, or has no
-/// `customer_id` column — the spec's rule for `sql` conditions. This is the hook for it: the
-/// compiler part of the planner fills it in, with the planning error as the problem's message.
-fn check_sql_condition(sql: &str, path: &str, _schemas: &StoreSchemas, problems: &mut Problems) {
-    if sql.trim().is_empty() {
-        problems.push(Problem::new(
-            path,
-            quote(sql),
-            "a non-empty SQL query returning a `customer_id` column",
-            "the SQL query is empty",
-        ));
-    }
 }
 
 /// One attribute condition or `where` filter, with the table it tests.
@@ -592,7 +575,7 @@ mod tests {
     use super::*;
     use crate::parse::parse_definition;
     use crate::test_support::{conformance_scenarios, contract_schemas};
-    use arrow::datatypes::Field;
+    use arrow_schema::Field;
     use serde_json::{Value as Json, json};
 
     fn def(doc: Json) -> SegmentDefinition {
@@ -856,7 +839,7 @@ mod tests {
             (DataType::Decimal256(40, 4), ColumnKind::Number),
             (DataType::Date64, ColumnKind::Timestamp),
             (
-                DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None),
+                DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, None),
                 ColumnKind::Timestamp,
             ),
             (large_list, ColumnKind::TextList),

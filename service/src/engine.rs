@@ -10,11 +10,15 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use kitle_data::contract::ContractTable;
 use kitle_data::files::FooterCache;
 use kitle_data::memberships::{self, Change, Manifest, Member};
+use kitle_data::session::Limits;
+use kitle_data::tables::ContractTables;
 use kitle_data::{Progress, Store};
+use kitle_planner::describe::{describe_columns_of, event_types_of};
 use kitle_planner::refresh::{self as planner, RefreshOutcome};
-use kitle_planner::{Error as PlannerError, SegmentDefinition};
+use kitle_planner::{Error as PlannerError, EventTypeCount, SegmentDefinition, StoreDescription};
 use serde_json::Value as Json;
 
 use crate::index::Snapshot;
@@ -50,6 +54,9 @@ pub struct Engine {
     files: Mutex<FileCache>,
     /// Unreadable files already logged (each is logged once, not at every refresh).
     reported: Mutex<std::collections::BTreeSet<String>>,
+    /// The event type counts of [`Engine::describe`], with the fingerprint of the event files
+    /// they were counted from.
+    event_types: Mutex<Option<(u64, Arc<Vec<EventTypeCount>>)>>,
 }
 
 /// A small cache of immutable files read from the store.
@@ -78,6 +85,7 @@ impl Engine {
             reload: tokio::sync::Mutex::new(()),
             files: Mutex::new(FileCache::default()),
             reported: Mutex::new(Default::default()),
+            event_types: Mutex::new(None),
         });
         engine.reload_definitions().await?;
         engine.reload_memberships().await?;
@@ -162,11 +170,20 @@ impl Engine {
         ids: &[String],
         as_of: DateTime<Utc>,
         trigger: &'static str,
+        limits: &Limits,
     ) -> Result<RefreshOutcome, PlannerError> {
         let _guard = self.write.lock().await;
         let started = Instant::now();
-        let result =
-            planner::refresh(&self.store, &self.cache, ids, as_of, self.tz, &LogProgress).await;
+        let result = planner::refresh(
+            &self.store,
+            &self.cache,
+            ids,
+            as_of,
+            self.tz,
+            limits,
+            &LogProgress,
+        )
+        .await;
         let elapsed = started.elapsed().as_secs_f64();
         let status = if result.is_ok() { "ok" } else { "failed" };
         metrics::histogram!("kitle_refresh_duration_seconds", "trigger" => trigger, "status" => status)
@@ -189,9 +206,13 @@ impl Engine {
             }
             metrics::gauge!("kitle_skipped_files").set(outcome.report.skipped_files.len() as f64);
         }
+        if outcome.retries > 0 {
+            metrics::counter!("kitle_commit_retries_total").increment(u64::from(outcome.retries));
+        }
         tracing::info!(
             trigger,
             segments = outcome.segments.len(),
+            retries = outcome.retries,
             as_of = %outcome.as_of,
             seconds = elapsed,
             "refreshed"
@@ -203,9 +224,10 @@ impl Engine {
     /// Validates and stores `document` as segment `id`; `true` when it was created.
     pub async fn put(&self, document: Json) -> Result<bool, PlannerError> {
         let _guard = self.define.lock().await;
-        let outcome = planner::put_definitions(&self.store, &[document], self.tz).await?;
+        let outcome =
+            planner::put_definitions(&self.store, &self.cache, &[document], self.tz).await?;
         self.reload_definitions().await?;
-        Ok(outcome.first().is_some_and(|(_, created)| *created))
+        Ok(outcome.stored.first().is_some_and(|(_, created)| *created))
     }
 
     /// Removes segment `id` and its memberships (refused while others refer to it).
@@ -215,6 +237,36 @@ impl Engine {
         planner::remove_definition(&self.store, id, self.tz).await?;
         self.reload_definitions().await?;
         self.reload_memberships().await
+    }
+
+    /// The store as a segment builder sees it: columns with their operators, and the event
+    /// types present with their counts. The counts need a scan of the events, so they are
+    /// kept until the readable event files change (a file lands or is replaced); the scan runs
+    /// under `limits`.
+    pub async fn describe(&self, limits: &Limits) -> Result<StoreDescription, PlannerError> {
+        let tables = ContractTables::load(&self.store, &self.cache).await?;
+        let key = tables.files(ContractTable::Events).fingerprint();
+        let cached = self
+            .event_types
+            .lock()
+            .expect("event types lock")
+            .clone()
+            .filter(|(k, _)| *k == key);
+        let event_types = match cached {
+            Some((_, counted)) => counted,
+            None => {
+                let counted = Arc::new(event_types_of(&tables, limits).await?);
+                *self.event_types.lock().expect("event types lock") =
+                    Some((key, Arc::clone(&counted)));
+                counted
+            }
+        };
+        let (customers, events) = describe_columns_of(&tables);
+        Ok(StoreDescription {
+            customers,
+            events,
+            event_types: event_types.as_ref().clone(),
+        })
     }
 
     /// The change log of one refresh (cached: change logs never change once written).

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use kitle_data::Blame;
+
 /// A command's failure.
 #[derive(Debug)]
 pub struct CliError {
@@ -36,27 +38,31 @@ impl fmt::Display for CliError {
     }
 }
 
+impl CliError {
+    /// The exit code of a failure blamed on `blame`: 2 for the caller's input, 1 for everything
+    /// that failed while running (the store, the engine, a limit, a conflicting writer).
+    fn blamed(blame: Blame, message: String) -> Self {
+        match blame {
+            Blame::Input => Self::input(message),
+            _ => Self::runtime(message),
+        }
+    }
+}
+
 impl From<kitle_data::Error> for CliError {
     fn from(e: kitle_data::Error) -> Self {
-        match e {
-            kitle_data::Error::InvalidStoreUrl { .. }
-            | kitle_data::Error::InvalidArgument { .. } => Self::input(e.to_string()),
-            other => Self::runtime(other.to_string()),
-        }
+        Self::blamed(e.blame(), e.to_string())
     }
 }
 
 impl From<kitle_planner::Error> for CliError {
     fn from(e: kitle_planner::Error) -> Self {
-        match e {
-            kitle_planner::Error::Execution(_) => Self::runtime(e.to_string()),
-            other => Self::input(other.to_string()),
-        }
+        Self::blamed(e.blame(), e.to_string())
     }
 }
 
 impl From<datafusion::error::DataFusionError> for CliError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
-        Self::runtime(e.to_string())
+        Self::blamed(kitle_data::classify(&e), e.to_string())
     }
 }

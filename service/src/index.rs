@@ -46,6 +46,11 @@ impl Interner {
         self.ends.len()
     }
 
+    /// Whether no id is interned.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
     /// The id numbered `rank`.
     pub fn get(&self, rank: u32) -> &str {
         let i = rank as usize;
@@ -146,6 +151,11 @@ impl SegmentIndex {
         self.members.len()
     }
 
+    /// Whether the version has no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
     /// When the customer numbered `rank` entered, if a member.
     pub fn since_of(&self, rank: u32) -> Option<DateTime<Utc>> {
         if !self.members.contains(rank) {
@@ -216,7 +226,8 @@ pub struct Snapshot {
     pub interner: Interner,
     /// Segment id → its current version (segments never refreshed are absent).
     pub segments: BTreeMap<String, Arc<SegmentIndex>>,
-    /// Increases with every swap; part of the customer-lookup entity tag.
+    /// Increases with every swap (0 before the first load); never part of an entity tag,
+    /// which must not depend on the process.
     pub generation: u64,
 }
 
@@ -340,9 +351,28 @@ impl Snapshot {
         })
     }
 
-    /// An entity tag for customer lookups, which read every segment: changes with any swap.
+    /// An entity tag for customer lookups, which read every segment: derived from the stored
+    /// versions alone (each segment's id, version number and `as_of`), so it is the same in
+    /// every process serving the same manifest — after a restart, on another replica — and
+    /// changes whenever any segment's version does. A per-process counter would repeat after a
+    /// restart and let a stale `If-None-Match` match a new answer.
     pub fn etag(&self) -> String {
-        format!("\"g{}\"", self.generation)
+        // FNV-1a, 64 bits: stable across processes, platforms and Rust versions (the standard
+        // library's hasher promises none of that).
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                hash ^= u64::from(*b);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for (id, segment) in &self.segments {
+            feed(id.as_bytes());
+            feed(&[0]);
+            feed(&segment.record.version.to_le_bytes());
+            feed(&segment.record.as_of.timestamp_micros().to_le_bytes());
+        }
+        format!("\"s{}-{hash:016x}\"", self.segments.len())
     }
 
     /// Approximate heap memory held, in bytes (reported in metrics and the benchmark).
@@ -447,6 +477,21 @@ mod tests {
         );
         assert_eq!(second.generation, first.generation + 1);
         assert_ne!(second.etag(), first.etag());
+        // The tag comes from the versions, not from the swap count: the same segments at the
+        // same versions give the same tag in a snapshot built from scratch (another process).
+        let again = Snapshot::default().next(
+            loader(vec![
+                (
+                    record(1, 3),
+                    "a",
+                    vec![member("c2", 10), member("ç1", 20), member("c9", 10)],
+                ),
+                (record(1, 2), "b", vec![member("a0", 5), member("c3", 7)]),
+            ]),
+            &[],
+        );
+        assert_eq!(again.generation, 1);
+        assert_eq!(again.etag(), second.etag());
     }
 
     #[test]

@@ -21,6 +21,12 @@ impl TerminalProgress {
     }
 }
 
+impl Default for TerminalProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl kitle_data::Progress for TerminalProgress {
     fn start(&self, phase: &str, total: u64) {
         let target = if self.visible {

@@ -85,7 +85,12 @@ impl Failures {
 }
 
 /// Runs until `stop` turns true.
-pub async fn run(engine: Arc<Engine>, tick: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    engine: Arc<Engine>,
+    tick: Duration,
+    limits: kitle_data::session::Limits,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut failures = Failures::default();
     loop {
         // Definitions put and refreshes committed by other processes (the CLI, another
@@ -100,7 +105,7 @@ pub async fn run(engine: Arc<Engine>, tick: Duration, mut stop: watch::Receiver<
             .collect();
         if !due.is_empty() {
             tracing::info!(segments = ?due, "scheduled refresh");
-            match engine.refresh(&due, now, "schedule").await {
+            match engine.refresh(&due, now, "schedule", &limits).await {
                 Ok(_) => due.iter().for_each(|id| failures.succeeded(id)),
                 Err(e) if due.len() == 1 => {
                     tracing::error!(error = %e, segment = %due[0], "scheduled refresh failed");
@@ -113,7 +118,7 @@ pub async fn run(engine: Arc<Engine>, tick: Duration, mut stop: watch::Receiver<
                             return;
                         }
                         match engine
-                            .refresh(std::slice::from_ref(id), now, "schedule")
+                            .refresh(std::slice::from_ref(id), now, "schedule", &limits)
                             .await
                         {
                             Ok(_) => failures.succeeded(id),

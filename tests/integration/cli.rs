@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::support::{S3Server, kitle};
 use kitle_data::Store;
 use kitle_data::contract::ContractTable;
 use kitle_data::files::FooterCache;
 use kitle_data::tables::ContractTables;
-use kitle_tests::{S3Server, kitle};
 
 use kitle_data::contract::EVENT_TYPES;
 
@@ -297,8 +297,19 @@ async fn generate_then_sql_on_s3() {
         );
     }
     // The objects landed in the server's bucket under the prefix.
-    let prefix = server.root.path().join("kitle/tenants/demo");
-    assert!(prefix.join("customers").exists() && prefix.join("events").exists());
+    let opened = Store::open(&kitle_data::StoreConfig {
+        url: url.into(),
+        s3: server.options(),
+        strict: false,
+    })
+    .unwrap();
+    for folder in ["customers", "events"] {
+        let listed = futures::StreamExt::collect::<Vec<_>>(
+            opened.object_store().list(Some(&opened.path(folder))),
+        )
+        .await;
+        assert!(!listed.is_empty(), "nothing under {url}/{folder}");
+    }
 
     // The same arguments on a local store give the same counts.
     let local = dir.path().join("local").display().to_string();

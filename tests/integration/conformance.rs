@@ -12,6 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::support::arbitrary::{Edges, arb_definition};
+use crate::support::reference::reference_members;
+use crate::support::{conformance_store, copy_tree, shared_dir};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use datafusion::arrow::array::{Array, AsArray};
@@ -21,9 +24,6 @@ use kitle_data::generate::GenerateOptions;
 use kitle_data::tables::ContractTables;
 use kitle_data::{Store, StoreConfig};
 use kitle_planner::{SegmentDefinition, StoreSchemas, parse_definition, validate_set};
-use kitle_tests::arbitrary::{Edges, arb_definition};
-use kitle_tests::reference::reference_members;
-use kitle_tests::{conformance_store, copy_tree, shared_dir};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Value as Json, json};
@@ -331,12 +331,12 @@ mod edges {
     use std::path::Path;
     use std::sync::Arc;
 
+    use crate::support::arbitrary::DURATIONS;
     use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
     use datafusion::arrow::array::{
         ArrayRef, Date32Array, Decimal128Array, Int8Array, Int32Array, ListBuilder, RecordBatch,
         StringArray, StringBuilder, TimestampMicrosecondArray,
     };
-    use kitle_tests::arbitrary::DURATIONS;
     use parquet::arrow::ArrowWriter;
 
     /// The event types every edge customer has an event of, at its edge instant.
@@ -466,7 +466,7 @@ mod edges {
     }
 
     /// Writes the edge customers and their events into the store at `root`; their ids.
-    pub fn write(root: &Path, as_of: DateTime<Utc>) -> Vec<String> {
+    pub(super) fn write(root: &Path, as_of: DateTime<Utc>) -> Vec<String> {
         let micro = TimeDelta::microseconds(1);
         let mut instants = vec![as_of, as_of - micro, as_of + micro];
         for d in DURATIONS {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::Path;
 
+use crate::support::{Backend, S3Server, conformance_store, shared_dir};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
@@ -14,7 +15,6 @@ use datafusion::prelude::SessionContext;
 use kitle_data::Store;
 use kitle_data::files::FooterCache;
 use kitle_data::tables::ContractTables;
-use kitle_tests::{Backend, S3Server, conformance_store, shared_dir};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn cases() -> serde_json::Value {
@@ -47,7 +47,7 @@ async fn scalar_i64(ctx: &SessionContext, sql: &str) -> i64 {
 /// Every check of this module, run against one backend holding a copy of the conformance
 /// store.
 async fn check_conformance_store(backend: &Backend<'_>) {
-    backend.fill_from(&conformance_store());
+    backend.fill_from(&conformance_store()).await;
     let cases = cases();
     let (store, tables, ctx) = open(backend).await;
     let name = backend.name();
@@ -363,11 +363,7 @@ async fn conformance_store_reads_from_a_local_folder() {
 #[tokio::test]
 async fn conformance_store_reads_from_s3() {
     let server = S3Server::start();
-    check_conformance_store(&Backend::S3 {
-        server: &server,
-        prefix: "shop/conformance".into(),
-    })
-    .await;
+    check_conformance_store(&Backend::s3(&server, "shop/conformance")).await;
 }
 
 #[tokio::test]

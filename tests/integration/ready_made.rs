@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::support::reference::reference_members;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
@@ -17,7 +18,6 @@ use kitle_data::generate::GenerateOptions;
 use kitle_data::tables::ContractTables;
 use kitle_data::{Store, StoreConfig};
 use kitle_planner::{SegmentDefinition, StoreSchemas};
-use kitle_tests::reference::reference_members;
 
 /// How many ready-made segments there must be at least.
 const AT_LEAST: usize = 24;

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::{conformance_store, copy_tree, kitle, kitle_binary, shared_dir};
 use chrono::{DateTime, Utc};
 use kitle_data::files::FooterCache;
+use kitle_data::session::Limits;
 use kitle_data::{NoProgress, Store, memberships};
 use kitle_planner::refresh::{put_definitions, refresh};
-use kitle_tests::{conformance_store, copy_tree, kitle, kitle_binary, shared_dir};
 
 fn cases() -> serde_json::Value {
     let text = std::fs::read_to_string(shared_dir().join("conformance/cases.json")).unwrap();
@@ -37,7 +38,7 @@ async fn engine_matches_every_conformance_case() {
         copy_tree(&conformance_store(), dir.path());
         let store = local(dir.path());
         let documents = scenario["segments"].as_array().unwrap().clone();
-        put_definitions(&store, &documents, chrono_tz::UTC)
+        put_definitions(&store, &FooterCache::new(), &documents, chrono_tz::UTC)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let as_of: DateTime<Utc> = scenario["as_of"].as_str().unwrap().parse().unwrap();
@@ -47,6 +48,7 @@ async fn engine_matches_every_conformance_case() {
             &[],
             as_of,
             chrono_tz::UTC,
+            &Limits::none(),
             &NoProgress,
         )
         .await
@@ -278,7 +280,7 @@ async fn a_killed_refresh_leaves_the_previous_version_current() {
         .as_array()
         .unwrap()
         .clone();
-    put_definitions(&store, &documents, chrono_tz::UTC)
+    put_definitions(&store, &FooterCache::new(), &documents, chrono_tz::UTC)
         .await
         .unwrap();
     let first: DateTime<Utc> = "2025-11-15T00:00:00Z".parse().unwrap();
@@ -288,6 +290,7 @@ async fn a_killed_refresh_leaves_the_previous_version_current() {
         &[],
         first,
         chrono_tz::UTC,
+        &Limits::none(),
         &NoProgress,
     )
     .await
@@ -341,6 +344,7 @@ async fn a_killed_refresh_leaves_the_previous_version_current() {
         &[],
         at,
         chrono_tz::UTC,
+        &Limits::none(),
         &NoProgress,
     )
     .await

@@ -15,7 +15,7 @@ use kitle_data::tables::ContractTables;
 #[tokio::test]
 async fn files_from_spark_duckdb_and_pyarrow_read_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/write_foreign.py");
+    let script = crate::support::fixture("write_foreign.py");
     let out = Command::new("python3")
         .arg(script)
         .arg(dir.path())

@@ -127,12 +127,12 @@ impl B2b {
 
 /// Tag bits (`tags` column).
 pub(crate) mod tags {
-    pub const VIP: u8 = 1;
-    pub const BLACKLIST: u8 = 2;
-    pub const WHOLESALE: u8 = 4;
-    pub const STUDENT: u8 = 8;
+    pub(crate) const VIP: u8 = 1;
+    pub(crate) const BLACKLIST: u8 = 2;
+    pub(crate) const WHOLESALE: u8 = 4;
+    pub(crate) const STUDENT: u8 = 8;
     /// The tag texts, in the order they are listed.
-    pub const NAMES: [(u8, &str); 4] = [
+    pub(crate) const NAMES: [(u8, &str); 4] = [
         (VIP, "VIP"),
         (BLACKLIST, "Kara Liste"),
         (WHOLESALE, "Toptancı"),

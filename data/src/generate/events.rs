@@ -288,7 +288,7 @@ impl Columns {
             Arc::new(self.checkout_step.finish()),
             Arc::new(self.page_id.finish()),
         ];
-        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
     }
 }
 
@@ -375,7 +375,7 @@ impl<'w> DayWriter<'w> {
         let schema = schema();
         let writer = ArrowWriter::try_new(
             Vec::with_capacity(1 << 20),
-            schema.clone(),
+            Arc::clone(&schema),
             Some(writer_properties(true)),
         )?;
         let redelivery_day = unit(mix([world.shop.seed, tag::REDELIVERY, day as u64])) < 1.0 / 3.0;
@@ -1103,7 +1103,7 @@ impl<'w> DayWriter<'w> {
                 } else {
                     let mut writer = ArrowWriter::try_new(
                         Vec::new(),
-                        self.schema.clone(),
+                        Arc::clone(&self.schema),
                         Some(writer_properties(true)),
                     )?;
                     for batch in &batches {

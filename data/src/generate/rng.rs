@@ -14,17 +14,17 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// Tags that keep the streams of different kinds of choices apart.
 pub(crate) mod tag {
-    pub const TRAITS: u64 = 0x7472_6169_7473;
-    pub const PROFILE: u64 = 0x7072_6f66_696c;
-    pub const DAY: u64 = 0x6461_7920_706c;
-    pub const SESSION: u64 = 0x7365_7373_696f;
-    pub const ORDER: u64 = 0x6f72_6465_7273;
-    pub const DEVICE: u64 = 0x6465_7669_6365;
-    pub const VISITOR: u64 = 0x7669_7369_746f;
-    pub const VISITORS: u64 = 0x7669_7369_7473;
-    pub const CAMPAIGN: u64 = 0x6361_6d70_6169;
-    pub const REDELIVERY: u64 = 0x7265_6465_6c69;
-    pub const UPDATE: u64 = 0x7570_6461_7465;
+    pub(crate) const TRAITS: u64 = 0x7472_6169_7473;
+    pub(crate) const PROFILE: u64 = 0x7072_6f66_696c;
+    pub(crate) const DAY: u64 = 0x6461_7920_706c;
+    pub(crate) const SESSION: u64 = 0x7365_7373_696f;
+    pub(crate) const ORDER: u64 = 0x6f72_6465_7273;
+    pub(crate) const DEVICE: u64 = 0x6465_7669_6365;
+    pub(crate) const VISITOR: u64 = 0x7669_7369_746f;
+    pub(crate) const VISITORS: u64 = 0x7669_7369_7473;
+    pub(crate) const CAMPAIGN: u64 = 0x6361_6d70_6169;
+    pub(crate) const REDELIVERY: u64 = 0x7265_6465_6c69;
+    pub(crate) const UPDATE: u64 = 0x7570_6461_7465;
 }
 
 /// SplitMix64's finaliser: a fast, well-mixing bijection of 64-bit words.

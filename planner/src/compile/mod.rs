@@ -51,20 +51,35 @@ use crate::definition::{
     Condition, EventCondition, FollowUp, Measure, Op, Period, PropertyFilter, SegmentDefinition,
     Value,
 };
-use crate::error::Error;
+use crate::error::{Context, Error};
 use predicate::{Operand, apply};
 use values::instant_literal;
 
-/// Why a definition could not be compiled (wrapped into [`Error::Compile`] with its segment).
+/// Why a definition could not be compiled (wrapped into [`Error::Compile`] with its segment),
+/// or — when `failure` is set — the store failed while the plan was being built (listing the
+/// events' files), which is no fault of the definition's.
 #[derive(Debug)]
 pub struct CompileError {
     message: String,
+    failure: Option<Box<Error>>,
 }
 
 impl CompileError {
     fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            failure: None,
+        }
+    }
+
+    /// The planner error this is: [`Error::Compile`] of `segment`, or the store's failure.
+    fn into_error(self, segment: &str) -> Error {
+        match self.failure {
+            Some(failure) => *failure,
+            None => Error::Compile {
+                segment: segment.to_string(),
+                message: self.message,
+            },
         }
     }
 }
@@ -135,18 +150,11 @@ async fn plan_segments(
         outputs.push(expr.alias(segment_column(i)));
     }
     if search_repeated {
-        compiler
-            .find_repeated(ctx)
-            .await
-            .map_err(|e| Error::Compile {
-                segment: String::new(),
-                message: e.message,
-            })?;
+        compiler.find_repeated(ctx).await?;
     }
-    let plan = compiler.assemble(outputs).map_err(|e| Error::Compile {
-        segment: String::new(),
-        message: e.message,
-    })?;
+    let plan = compiler
+        .assemble(outputs)
+        .map_err(|e| e.into_error(&targets.join(", ")))?;
     Ok(RefreshPlan {
         plan,
         segments: targets.to_vec(),
@@ -174,13 +182,16 @@ pub async fn members_of(
     refresh: RefreshPlan,
 ) -> Result<BTreeMap<String, Vec<String>>, Error> {
     let mut members: Vec<Vec<String>> = vec![Vec::new(); refresh.segments.len()];
+    let context = || format!("evaluating {}", refresh.segments.join(", "));
     let mut stream = ctx
         .execute_logical_plan(refresh.plan)
-        .await?
+        .await
+        .context(context)?
         .execute_stream()
-        .await?;
+        .await
+        .context(context)?;
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
+        let batch = batch.context(context)?;
         let ids = cast_to_utf8(batch.column(0))?;
         let ids = ids.as_string::<i32>();
         for (i, list) in members.iter_mut().enumerate() {
@@ -271,10 +282,7 @@ pub async fn build_explain_plan(
     let attributed = |segment: &str| {
         let segment = segment.to_string();
         move |e: Failure| match e {
-            Failure::Compile(c) => Error::Compile {
-                segment: segment.clone(),
-                message: c.message,
-            },
+            Failure::Compile(c) => c.into_error(&segment),
             Failure::Other(e) => e,
         }
     };
@@ -295,12 +303,10 @@ pub async fn build_explain_plan(
         outputs.push(value.alias(format!("__value_{i}")));
         outputs.push(extra.alias(format!("__extra_{i}")));
     }
-    let unattributed = |e: CompileError| Error::Compile {
-        segment: target.to_string(),
-        message: e.message,
-    };
-    compiler.find_repeated(ctx).await.map_err(unattributed)?;
-    let plan = compiler.assemble(outputs).map_err(unattributed)?;
+    compiler.find_repeated(ctx).await?;
+    let plan = compiler
+        .assemble(outputs)
+        .map_err(|e| e.into_error(target))?;
     let plan = LogicalPlanBuilder::from(plan)
         .filter(col(CID).eq(lit(customer_id.to_string())))
         .and_then(|b| b.build())?;
@@ -308,8 +314,10 @@ pub async fn build_explain_plan(
 }
 
 fn cast_to_utf8(a: &Arc<dyn Array>) -> Result<Arc<dyn Array>, Error> {
-    datafusion::arrow::compute::cast(a, &DataType::Utf8)
-        .map_err(|e| Error::Execution(e.to_string()))
+    datafusion::arrow::compute::cast(a, &DataType::Utf8).map_err(|e| Error::Engine {
+        context: "reading customer ids of a result".into(),
+        source: datafusion::error::DataFusionError::Internal(e.to_string()),
+    })
 }
 
 /// An aggregate over the merged events, and the per-customer value built from it.
@@ -413,10 +421,7 @@ impl<'a> Compiler<'a> {
         let expr = Box::pin(self.condition(ctx, &def.condition))
             .await
             .map_err(|e| match e {
-                Failure::Compile(c) => Error::Compile {
-                    segment: id.to_string(),
-                    message: c.message,
-                },
+                Failure::Compile(c) => c.into_error(id),
                 Failure::Other(e) => e,
             })?;
         self.compiled.insert(id.to_string(), expr.clone());
@@ -908,21 +913,9 @@ impl<'a> Compiler<'a> {
             return Ok(col(self.sqls[*i].1.clone()).is_true());
         }
         let index = self.sqls.len();
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let frame = ctx.sql_with_options(query, options).await.map_err(|e| {
-            CompileError::new(format!(
-                "the sql condition does not plan: {}",
-                e.find_root()
-            ))
-        })?;
-        if frame.schema().field_with_unqualified_name(CID).is_err() {
-            return Err(
-                CompileError::new("the sql condition returns no customer_id column").into(),
-            );
-        }
+        let frame = plan_sql_condition(ctx, query)
+            .await
+            .map_err(CompileError::new)?;
         let flag = format!("__sql_{index}");
         let qcid = format!("__sql_{index}_cid");
         let plan = LogicalPlanBuilder::from(frame.into_unoptimized_plan())
@@ -1016,7 +1009,10 @@ impl<'a> Compiler<'a> {
     /// its partition, and land in two files: only partitions with several readable files in the
     /// refresh's date range are searched, one at a time, so the search never holds more than
     /// one day's ids in memory.
-    async fn find_repeated(&mut self, ctx: &SessionContext) -> Result<(), CompileError> {
+    async fn find_repeated(&mut self, ctx: &SessionContext) -> Result<(), Error> {
+        // Reading the events runs here, before the refresh's plan: a failure is the store's or
+        // the engine's, never the definition's.
+        let context = || "searching the events for redelivered copies".to_string();
         if self.measures.is_empty() {
             return Ok(());
         }
@@ -1040,7 +1036,8 @@ impl<'a> Compiler<'a> {
                 continue;
             }
             let plan = self
-                .events_scan_with(&BTreeSet::new(), lower, true)?
+                .events_scan_with(&BTreeSet::new(), lower, true)
+                .map_err(|e| e.into_error(""))?
                 .filter(
                     col(layout::EVENTS_PARTITION_COLUMN)
                         .eq(lit(day.format("%Y-%m-%d").to_string()))
@@ -1054,14 +1051,21 @@ impl<'a> Compiler<'a> {
                     ],
                 )?
                 .filter(col("__copies").gt(lit(1i64)))?
-                .project(vec![col("event_id"), col("__keep")])?
-                .build()?;
-            let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+                .project(vec![col("event_id"), col("__keep")])
+                .and_then(|b| b.build())
+                .context(context)?;
+            let batches = ctx
+                .execute_logical_plan(plan)
+                .await
+                .context(context)?
+                .collect()
+                .await
+                .context(context)?;
             for batch in batches {
-                let to_text = |i: usize| {
-                    cast_to_utf8(batch.column(i)).map_err(|e| CompileError::new(e.to_string()))
-                };
-                let (ids, keep) = (to_text(0)?, to_text(1)?);
+                let (ids, keep) = (
+                    cast_to_utf8(batch.column(0))?,
+                    cast_to_utf8(batch.column(1))?,
+                );
                 let (ids, keep) = (ids.as_string::<i32>(), keep.as_string::<i32>());
                 for i in 0..ids.len() {
                     if ids.is_valid(i) && keep.is_valid(i) {
@@ -1281,6 +1285,41 @@ fn bucket(salt: &str) -> Expr {
     total.expect("16 digits") % lit(100i64)
 }
 
+/// Plans the query of a `sql` condition in `ctx` (where the as-of `events`, `customers` and
+/// `identities` are registered): refused when it does not plan, is not read-only, or returns
+/// no `customer_id` column — the spec's rule, checked here only, for validation and for the
+/// compiler alike. The refusal is a sentence for the problem's message.
+pub async fn plan_sql_condition(
+    ctx: &SessionContext,
+    query: &str,
+) -> Result<datafusion::dataframe::DataFrame, String> {
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let frame = ctx
+        .sql_with_options(query, options)
+        .await
+        .map_err(|e| format!("the sql condition does not plan: {}", e.find_root()))?;
+    if frame.schema().field_with_unqualified_name(CID).is_err() {
+        let columns: Vec<String> = frame
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        return Err(format!(
+            "the sql condition returns no customer_id column (it returns {})",
+            if columns.is_empty() {
+                "no columns".to_string()
+            } else {
+                columns.join(", ")
+            }
+        ));
+    }
+    Ok(frame)
+}
+
 /// A failure while compiling a condition: the definition's (to be attached to its segment) or
 /// one already attributed to another segment.
 enum Failure {
@@ -1302,6 +1341,9 @@ impl From<datafusion::error::DataFusionError> for Failure {
 
 impl From<kitle_data::Error> for CompileError {
     fn from(e: kitle_data::Error) -> Self {
-        CompileError::new(e.to_string())
+        Self {
+            message: e.to_string(),
+            failure: Some(Box::new(e.into())),
+        }
     }
 }

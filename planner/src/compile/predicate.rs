@@ -21,7 +21,7 @@ use crate::definition::{Op, Value};
 use crate::validate::ColumnKind;
 
 /// The column and operand of one comparison.
-pub struct Operand<'a> {
+pub(super) struct Operand<'a> {
     /// The column (or measure) expression.
     pub expr: Expr,
     /// Its Arrow type.
@@ -31,7 +31,7 @@ pub struct Operand<'a> {
 }
 
 /// `operand op value`, as an expression that is true, false or null.
-pub fn apply(
+pub(super) fn apply(
     operand: Operand<'_>,
     op: Op,
     value: Option<&Value>,

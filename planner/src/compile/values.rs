@@ -17,7 +17,7 @@ use crate::decimal::Decimal;
 use crate::definition::Op;
 
 /// A number literal that DataFusion compares exactly with integers and decimals.
-pub fn decimal_literal(d: &Decimal) -> Expr {
+pub(super) fn decimal_literal(d: &Decimal) -> Expr {
     let scale = d.scale();
     let digits = d
         .mantissa()
@@ -33,19 +33,19 @@ pub fn decimal_literal(d: &Decimal) -> Expr {
 }
 
 /// A timestamp literal of kitle's type (UTC microseconds).
-pub fn instant_literal(t: DateTime<Utc>) -> Expr {
+pub(super) fn instant_literal(t: DateTime<Utc>) -> Expr {
     kitle_data::tables::timestamp_literal(t)
 }
 
 /// A `Date32` literal.
-pub fn date_literal(d: NaiveDate) -> Expr {
+pub(super) fn date_literal(d: NaiveDate) -> Expr {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     lit(ScalarValue::Date32(Some((d - epoch).num_days() as i32)))
 }
 
 /// The doubles bracketing an exact decimal: `lo` the greatest double `<= v`, `hi` the least
 /// double `>= v` (equal when `v` is a double).
-pub fn f64_bracket(v: &Decimal) -> (f64, f64) {
+pub(super) fn f64_bracket(v: &Decimal) -> (f64, f64) {
     let exact = BigDecimal::new(v.mantissa().into(), i64::from(v.scale()));
     let nearest = v.to_f64();
     match compare_f64(nearest, &exact) {
@@ -65,7 +65,7 @@ fn compare_f64(x: f64, v: &BigDecimal) -> std::cmp::Ordering {
 
 /// `operand op v` for a float operand, exact in the decimal `v`; `None` for operators that
 /// are not comparisons.
-pub fn float_comparison(operand: Expr, op: Op, v: &Decimal) -> Option<Expr> {
+pub(super) fn float_comparison(operand: Expr, op: Op, v: &Decimal) -> Option<Expr> {
     let (lo, hi) = f64_bracket(v);
     let exact = lo == hi;
     Some(match op {
@@ -85,14 +85,14 @@ pub fn float_comparison(operand: Expr, op: Op, v: &Decimal) -> Option<Expr> {
 
 /// The day `D` such that midnight of `D` in `tz` is at or before `t` and midnight of the next
 /// day is after it; and whether `t` is exactly that midnight.
-pub fn day_of(t: DateTime<Utc>, tz: Tz) -> (NaiveDate, bool) {
+pub(super) fn day_of(t: DateTime<Utc>, tz: Tz) -> (NaiveDate, bool) {
     let day = t.with_timezone(&tz).date_naive();
     (day, crate::time::midnight(day, tz) == t)
 }
 
 /// `date_column op t` where a date stands for midnight of its day in `tz`: rewritten into a
 /// comparison of dates, exact because midnight is increasing in the day.
-pub fn date_comparison(column: Expr, op: Op, t: DateTime<Utc>, tz: Tz) -> Option<Expr> {
+pub(super) fn date_comparison(column: Expr, op: Op, t: DateTime<Utc>, tz: Tz) -> Option<Expr> {
     let (day, at_midnight) = day_of(t, tz);
     let d = date_literal(day);
     Some(match op {

@@ -101,6 +101,12 @@ impl From<DataFusionError> for AnalystError {
     /// caller's errors, the [`Fault`] names what is wrong for the front ends that say so.
     fn from(error: DataFusionError) -> Self {
         let root = error.find_root();
+        // A plan stopped from the inside at its deadline (`kitle_data::deadline`).
+        if let DataFusionError::External(inner) = root
+            && let Some(kitle_data::Error::TimeLimit { seconds, .. }) = inner.downcast_ref()
+        {
+            return Self::TimeLimit(Duration::from_secs_f64(*seconds));
+        }
         let message = root.to_string();
         match kitle_data::classify(&error) {
             Blame::Limit => Self::MemoryLimit(message),
@@ -152,6 +158,9 @@ impl From<kitle_data::Error> for AnalystError {
     fn from(error: kitle_data::Error) -> Self {
         match error {
             kitle_data::Error::DataFusion(e) => e.into(),
+            kitle_data::Error::TimeLimit { seconds, .. } => {
+                Self::TimeLimit(Duration::from_secs_f64(seconds))
+            }
             other => match other.blame() {
                 Blame::Input | Blame::Evaluation => Self::Query {
                     fault: Fault::Other,

@@ -136,13 +136,43 @@ impl Analyst {
         self.limits
     }
 
-    /// A new session with the store's tables as they are now. `protocol` labels its queries
-    /// in the metrics (`http`, `cli`, `postgres`).
+    /// A new session with the store's tables as they are now, for many statements (a
+    /// PostgreSQL connection): the time limit is kept per statement by [`Session::run`].
+    /// `protocol` labels its queries in the metrics (`http`, `cli`, `postgres`).
     pub async fn session(&self, protocol: &'static str) -> Result<Session, AnalystError> {
+        self.build(protocol, self.data_limits()).await
+    }
+
+    /// A new session for one query (`POST /v1/sql`): besides [`Session::run`]'s limit, every
+    /// operator of its plan stops at the time limit by itself, even one that never yields
+    /// (`kitle_data::deadline`).
+    pub async fn query_session(&self, protocol: &'static str) -> Result<Session, AnalystError> {
+        let mut limits = self.data_limits();
+        if let Some(time) = self.limits.time {
+            limits = limits
+                .with_time(time, "sql_timeout_seconds")
+                .start("the query");
+        }
+        self.build(protocol, limits).await
+    }
+
+    fn data_limits(&self) -> kitle_data::session::Limits {
+        let mut limits = kitle_data::session::Limits::none();
+        if let Some(bytes) = self.limits.memory_bytes {
+            limits.memory_bytes = Some(bytes);
+            limits.memory_key = "sql_memory_limit_mb";
+        }
+        limits
+    }
+
+    async fn build(
+        &self,
+        protocol: &'static str,
+        limits: kitle_data::session::Limits,
+    ) -> Result<Session, AnalystError> {
         let config =
             kitle_data::session::session_config().with_default_catalog_and_schema(CATALOG, SCHEMA);
-        let ctx =
-            kitle_data::session::new_context_with(&self.store, config, self.limits.memory_bytes);
+        let ctx = kitle_data::session::context_with_config(&self.store, config, &limits);
         let mut session = Session {
             analyst: self.clone(),
             ctx,

@@ -23,6 +23,7 @@ pub async fn run_refresh(ctx: &Context, ids: &[String], at: Option<&str>) -> Res
         ids,
         at,
         ctx.config.time_zone,
+        &ctx.config.refresh_limits(),
         &TerminalProgress::new(),
     )
     .await?;
@@ -36,13 +37,19 @@ pub async fn run_refresh(ctx: &Context, ids: &[String], at: Option<&str>) -> Res
             kitle_planner::format_instant(&outcome.as_of)
         );
         println!(
-            "{:<36} {:>9} {:>9} {:>9} {:>9}",
-            "segment", "size", "entered", "exited", "ms"
+            "{:<36} {:>7} {:>9} {:>9} {:>9} {:>9}",
+            "segment", "version", "size", "entered", "exited", "ms"
         );
         for s in &outcome.segments {
             println!(
-                "{:<36} {:>9} {:>9} {:>9} {:>9}",
-                s.id, s.size, s.entered, s.exited, s.duration_ms
+                "{:<36} {:>7} {:>9} {:>9} {:>9} {:>9}",
+                s.id, s.version, s.size, s.entered, s.exited, s.duration_ms
+            );
+        }
+        if outcome.retries > 0 {
+            eprintln!(
+                "note: the commit was applied again {} times because other writers committed first",
+                outcome.retries
             );
         }
     }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use kitle_data::Store;
+use kitle_data::files::FooterCache;
 use kitle_data::memberships;
 use kitle_planner::SegmentDefinition;
 use kitle_planner::refresh::{
@@ -104,8 +105,13 @@ async fn resolve(
                 documents.len()
             )));
         };
-        let definitions =
-            check_definitions(store, std::slice::from_ref(document), ctx.config.time_zone).await?;
+        let definitions = check_definitions(
+            store,
+            &FooterCache::new(),
+            std::slice::from_ref(document),
+            ctx.config.time_zone,
+        )
+        .await?;
         return Ok(definitions.into_iter().next().expect("one definition"));
     }
     stored_definitions(store, ctx.config.time_zone)
@@ -125,7 +131,8 @@ pub async fn run(ctx: &Context, command: &SegmentCommand) -> Result<(), CliError
     let tz = ctx.config.time_zone;
     match command {
         SegmentCommand::Validate { files } => {
-            let definitions = check_definitions(&store, &read_documents(files)?, tz).await?;
+            let definitions =
+                check_definitions(&store, &FooterCache::new(), &read_documents(files)?, tz).await?;
             if ctx.json {
                 println!(
                     "{}",
@@ -138,15 +145,17 @@ pub async fn run(ctx: &Context, command: &SegmentCommand) -> Result<(), CliError
             }
         }
         SegmentCommand::Put { files } => {
-            let outcome = put_definitions(&store, &read_documents(files)?, tz).await?;
+            let outcome =
+                put_definitions(&store, &FooterCache::new(), &read_documents(files)?, tz).await?;
             if ctx.json {
                 let items: Vec<Value> = outcome
+                    .stored
                     .iter()
                     .map(|(id, created)| json!({"id": id, "created": created}))
                     .collect();
-                println!("{}", json!({"stored": items}));
+                println!("{}", json!({"stored": items, "retries": outcome.retries}));
             } else {
-                for (id, created) in &outcome {
+                for (id, created) in &outcome.stored {
                     println!("{id}: {}", if *created { "created" } else { "replaced" });
                 }
             }
@@ -236,7 +245,8 @@ pub async fn run(ctx: &Context, command: &SegmentCommand) -> Result<(), CliError
         SegmentCommand::Preview { target, as_of: at } => {
             let definition = resolve(ctx, &store, target).await?;
             let at = as_of(ctx, at.as_deref())?;
-            let members = preview(&store, &definition, at, tz).await?;
+            let members =
+                preview(&store, &definition, at, tz, &ctx.config.refresh_limits()).await?;
             let sample: Vec<&String> = members.iter().take(20).collect();
             if ctx.json {
                 println!(

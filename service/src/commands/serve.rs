@@ -162,6 +162,7 @@ async fn serve_on(
         tokio::spawn(crate::scheduler::run(
             Arc::clone(&engine),
             ctx.config.serve.scheduler_tick,
+            ctx.config.refresh_limits(),
             stopped,
         ))
     });
@@ -223,14 +224,15 @@ pub async fn run_serve(
         }),
         None => None,
     };
+    let console = ctx.config.serve.console;
     serve_on(ctx, engine, metrics, listener, pg, |addr| {
         println!("listening on http://{addr}");
+        if console {
+            println!("console: http://{addr}/");
+        }
     })
     .await
 }
-
-/// The ready-made segments, compiled in so that `kitle demo` works from the binary alone.
-const READY_MADE: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/ready_made.rs"));
 
 /// Arguments of `kitle demo`.
 #[derive(Debug, clap::Args)]
@@ -269,20 +271,25 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
         };
         generate(&store, &options, &TerminalProgress::new()).await?;
     }
-    let documents = READY_MADE
-        .iter()
-        .map(|(name, text)| {
-            serde_json::from_str(text)
-                .map_err(|e| CliError::runtime(format!("ready-made segment {name}: {e}")))
-        })
-        .collect::<Result<Vec<serde_json::Value>, _>>()?;
+    let documents = crate::ready_made::documents().map_err(CliError::runtime)?;
     eprintln!("putting {} ready-made segments", documents.len());
-    kitle_planner::refresh::put_definitions(&store, &documents, ctx.config.time_zone).await?;
+    kitle_planner::refresh::put_definitions(
+        &store,
+        &kitle_data::files::FooterCache::new(),
+        &documents,
+        ctx.config.time_zone,
+    )
+    .await?;
     eprintln!("refreshing them");
     let metrics = install_metrics()?;
     let engine = Engine::open(store, ctx.config.time_zone).await?;
     let outcome = engine
-        .refresh(&[], crate::now_to_the_second(), "demo")
+        .refresh(
+            &[],
+            crate::now_to_the_second(),
+            "demo",
+            &ctx.config.refresh_limits(),
+        )
         .await?;
     crate::warn_report(&outcome.report);
     // A segment and one of its members, for the curl lines.
@@ -290,7 +297,7 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     let example = snapshot
         .segments
         .iter()
-        .filter(|(_, s)| s.len() > 0)
+        .filter(|(_, s)| !s.is_empty())
         .min_by_key(|(_, s)| s.len())
         .map(|(id, _)| {
             let member = snapshot
@@ -300,9 +307,13 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
                 .unwrap_or_default();
             (id.clone(), member)
         });
+    let console = ctx.config.serve.console;
     serve_on(ctx, engine, metrics, listener, None, |addr| {
         let base = format!("http://{addr}");
         println!("kitle demo: {} segments refreshed as of {}, serving on {base}", outcome.segments.len(), kitle_planner::format_instant(&outcome.as_of));
+        if console {
+            println!("console: {base}/  (open it in a browser)");
+        }
         println!("try:");
         println!("  curl -s {base}/v1/segments");
         if let Some((segment, member)) = &example {

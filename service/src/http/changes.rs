@@ -7,7 +7,6 @@
 //! `next_cursor` it was given sees every change exactly once.
 
 use axum::Json;
-use axum::extract::{Path, Query};
 use chrono::{DateTime, Utc};
 use kitle_data::memberships::ChangeKind;
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Shared;
 use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
 use super::members::{DEFAULT_PAGE, MAX_PAGE};
 
 /// One entry or exit.
@@ -40,6 +40,7 @@ pub struct ChangePage {
 
 /// Query of the feed.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// The last `next_cursor` (absent: from the first refresh on).
     pub since: Option<String>,
@@ -59,8 +60,8 @@ fn parse_cursor(text: &str) -> Option<(u64, usize)> {
         (status = 404, body = ErrorBody)))]
 pub async fn changes(
     state: Shared,
-    Path(id): Path<String>,
-    Query(query): Query<ChangesQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ChangesQuery>,
 ) -> Result<Json<ChangePage>, ApiError> {
     if !state.engine.definitions().contains_key(&id) {
         return Err(ApiError::segment_not_found(&id));
@@ -150,7 +151,10 @@ pub struct History {
 #[utoipa::path(get, path = "/v1/segments/{id}/history", tag = "changes",
     params(("id" = String, Path, description = "Segment id")),
     responses((status = 200, body = History), (status = 404, body = ErrorBody)))]
-pub async fn history(state: Shared, Path(id): Path<String>) -> Result<Json<History>, ApiError> {
+pub async fn history(
+    state: Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<History>, ApiError> {
     if !state.engine.definitions().contains_key(&id) {
         return Err(ApiError::segment_not_found(&id));
     }

@@ -1,7 +1,6 @@
 //! `GET /v1/customers/{customer_id}/segments`: every segment a customer is in, from memory.
 
 use axum::Json;
-use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -9,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Shared;
+use super::extract::ApiPath;
 use super::extract::not_modified;
 use super::members::{not_modified_response, with_etag};
 
@@ -37,7 +37,7 @@ pub struct CustomerSegments {
     responses((status = 200, body = CustomerSegments), (status = 304, description = "Not modified")))]
 pub async fn segments_of(
     state: Shared,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Response {
     let snapshot = state.engine.snapshot();

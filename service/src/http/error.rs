@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use kitle_data::Blame;
 use serde::Serialize;
 use serde_json::{Value as Json_, json};
 use utoipa::ToSchema;
@@ -92,6 +93,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer for a failure blamed on `blame` (see [`kitle_data::Blame`]) that is not
+    /// one of the planner's own refusals: 400 for the caller's input, 400 for a configured
+    /// limit (the request asked for more than the service allows; the message names the key),
+    /// 409 for a conflicting writer, 500 for the store, the engine, and a definition that fails
+    /// on the data while it runs.
+    pub fn blamed(blame: Blame, message: String) -> Self {
+        match blame {
+            Blame::Input => Self::bad("invalid_parameter", message),
+            Blame::Limit => Self::bad("limit_exceeded", message),
+            Blame::Conflict => Self::new(StatusCode::CONFLICT, "conflict", message),
+            Blame::Store => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", message),
+            _ => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "execution_failed",
+                message,
+            ),
+        }
+    }
+}
+
 impl From<kitle_planner::Error> for ApiError {
     fn from(e: kitle_planner::Error) -> Self {
         use kitle_planner::Error as E;
@@ -114,22 +136,20 @@ impl From<kitle_planner::Error> for ApiError {
                         .collect(),
                 )
             }
-            _ => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "execution_failed",
-                message,
-            ),
+            other => Self::blamed(other.blame(), message),
         }
     }
 }
 
 impl From<kitle_data::Error> for ApiError {
     fn from(e: kitle_data::Error) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_error",
-            e.to_string(),
-        )
+        Self::blamed(e.blame(), e.to_string())
+    }
+}
+
+impl From<super::bodies::BodyError> for ApiError {
+    fn from(e: super::bodies::BodyError) -> Self {
+        Self::bad(e.code, e.message).with_details(e.details)
     }
 }
 

@@ -2,7 +2,8 @@
 //! content type, bounded size), the wanted table format from `Accept`, and entity tags.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
@@ -22,7 +23,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// An optional JSON body: an empty body is `None`.
+/// An optional JSON body: an empty body, or `null`, is `None`.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -34,7 +35,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
-        parse(&bytes).map(|v| OptionalJson(Some(v)))
+        // `null` is no body too.
+        parse::<Option<T>>(&bytes).map(OptionalJson)
     }
 }
 
@@ -56,6 +58,47 @@ async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad("invalid_json", format!("the body is not valid JSON: {e}")))
+}
+
+/// A query string, parsed like `axum::extract::Query` but refused with the service's JSON
+/// error (`invalid_parameter`, 400, naming the parameter) instead of a plain-text answer.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(pairs)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let name = e.path().to_string();
+                let message = if name == "." || name.is_empty() {
+                    format!("the query string is refused: {}", e.inner())
+                } else {
+                    format!("query parameter {name}: {}", e.inner())
+                };
+                ApiError::bad("invalid_parameter", message)
+            })
+    }
+}
+
+/// A path's parameters, parsed like `axum::extract::Path` but refused with the service's JSON
+/// error (`invalid_parameter`, 400) — an id that is not valid percent-encoded UTF-8, say.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::bad("invalid_parameter", format!("the path is refused: {e}")))
+    }
 }
 
 /// How a table is to be returned.

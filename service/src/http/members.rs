@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -17,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Shared;
 use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
 use super::extract::{TableFormat, not_modified, table_format};
 use super::tables::members_body;
 use crate::index::{SegmentIndex, Snapshot};
@@ -46,6 +46,7 @@ pub struct MemberPage {
 
 /// Query of a member listing.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
@@ -116,8 +117,8 @@ fn current(
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn page(
     state: Shared,
-    Path(id): Path<String>,
-    Query(query): Query<PageQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (snapshot, segment) = current(&state, &id)?;
@@ -224,6 +225,7 @@ pub async fn page(
 
 /// Query of a lookup.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LookupQuery {
     /// Also say, for every condition, whether it held at the last refresh and what was
     /// measured.
@@ -260,8 +262,8 @@ pub struct Lookup {
         (status = 404, body = ErrorBody)))]
 pub async fn lookup(
     state: Shared,
-    Path((id, customer_id)): Path<(String, String)>,
-    Query(query): Query<LookupQuery>,
+    ApiPath((id, customer_id)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<LookupQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (snapshot, segment) = current(&state, &id)?;
@@ -295,6 +297,7 @@ pub async fn lookup(
         &customer_id,
         as_of,
         engine.tz,
+        &state.config.preview_limits(),
     )
     .await?;
     Ok(Json(Lookup {

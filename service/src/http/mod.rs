@@ -3,14 +3,18 @@
 //! generated from the handlers' annotations.
 
 pub mod auth;
+pub mod bodies;
 pub mod changes;
+pub mod console;
 pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod members;
+pub mod openapi;
 pub mod preview;
 pub mod refresh;
+pub mod schema;
 pub mod segments;
 pub mod sql;
 pub mod tables;
@@ -26,7 +30,6 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -50,31 +53,15 @@ pub struct AppState {
 pub type Shared = State<Arc<AppState>>;
 
 #[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "kitle",
-        description = "Customer segments of an online shop: lookups, member lists, change feeds, preview, refresh and analyst SQL."
-    ),
-    modifiers(&BearerAuth),
-    security(("bearer" = []))
-)]
+#[openapi(info(
+    title = "kitle",
+    description = "Customer segments of an online shop: lookups, member lists, change feeds, preview, refresh, analyst SQL, and what a segment builder needs (schema, templates, auth)."
+))]
 struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
 
 /// The router with every route and layer, and the OpenAPI document served at `/openapi.json`.
 pub fn router(state: Arc<AppState>) -> Router {
-    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(segments::list))
         .routes(routes!(segments::get, segments::put, segments::delete))
         .routes(routes!(preview::preview))
@@ -86,37 +73,44 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(changes::changes))
         .routes(routes!(changes::history))
         .routes(routes!(sql::sql))
+        .routes(routes!(schema::schema))
+        .routes(routes!(schema::templates))
+        .routes(routes!(auth::status))
         .routes(routes!(health::healthz))
         .routes(routes!(health::metrics))
         .split_for_parts();
-    openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
-    let document = Arc::new(openapi);
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    openapi::complete(&mut doc, !state.config.tokens.is_empty());
+    let document = Arc::new(openapi::with_language(
+        serde_json::to_value(&doc).expect("the OpenAPI document serialises"),
+    ));
     let limit = state.config.max_body_bytes;
-    api.route(
-        "/openapi.json",
-        axum::routing::get(move || {
-            let document = Arc::clone(&document);
-            async move { axum::Json(document.as_ref().clone()) }
-        }),
-    )
-    .fallback(|| async {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
-    })
-    .method_not_allowed_fallback(|| async {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "the route does not take this method",
+    api.merge(console::routes(&state))
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let document = Arc::clone(&document);
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
         )
-        .into_response()
-    })
-    .layer(from_fn_with_state(Arc::clone(&state), auth::authorize))
-    .layer(DefaultBodyLimit::max(limit))
-    .layer(from_fn_with_state(
-        Arc::new(RequestMetrics::default()),
-        record_request,
-    ))
-    .with_state(state)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the route does not take this method",
+            )
+            .into_response()
+        })
+        .layer(from_fn_with_state(Arc::clone(&state), auth::authorize))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(from_fn_with_state(
+            Arc::new(RequestMetrics::default()),
+            record_request,
+        ))
+        .with_state(state)
 }
 
 /// Histogram handles by route, method and status, so that recording a request's latency costs

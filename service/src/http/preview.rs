@@ -6,35 +6,17 @@ use std::collections::BTreeSet;
 
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value as Json_;
 use utoipa::ToSchema;
 
 use super::Shared;
+use super::bodies::{Instants, PreviewRequest, preview_instants};
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 
-/// How many instants one preview may evaluate.
-pub const MAX_INSTANTS: usize = 60;
 /// Sample size when `sample` is not given; at most [`MAX_PAGE`](super::members::MAX_PAGE).
 const DEFAULT_SAMPLE: usize = 20;
-
-/// What to preview.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PreviewRequest {
-    /// A segment definition in the language.
-    #[schema(value_type = Object)]
-    pub definition: Json_,
-    /// One instant (default now) or a list of them (RFC 3339, or `YYYY-MM-DD` in the store's
-    /// zone).
-    #[schema(value_type = Option<Object>)]
-    #[serde(default)]
-    pub as_of: Option<Json_>,
-    /// How many member ids to return as a sample (default 20).
-    #[serde(default)]
-    pub sample: Option<usize>,
-}
 
 /// A preview at one instant.
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,17 +50,6 @@ pub struct Sizes {
     pub sizes: Vec<SizeAt>,
 }
 
-fn instant(value: &Json_, path: &str, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, ApiError> {
-    let text = value.as_str().ok_or_else(|| {
-        ApiError::bad(
-            "invalid_parameter",
-            format!("{path}: an instant is a string (RFC 3339 or YYYY-MM-DD)"),
-        )
-    })?;
-    kitle_planner::parse_instant(text, tz)
-        .map_err(|e| ApiError::bad("invalid_parameter", format!("{path}: {e}")))
-}
-
 /// Evaluates a definition without storing it.
 #[utoipa::path(post, path = "/v1/segments/preview", tag = "segments",
     request_body = PreviewRequest,
@@ -89,35 +60,33 @@ pub async fn preview(
     ApiJson(request): ApiJson<PreviewRequest>,
 ) -> Result<Json<Json_>, ApiError> {
     let engine = &state.engine;
-    let definitions =
-        kitle_planner::refresh::check_definitions(&engine.store, &[request.definition], engine.tz)
-            .await?;
+    // The body's own checks first: they cost nothing.
+    let instants = preview_instants(
+        request.as_of.as_ref(),
+        engine.tz,
+        crate::now_to_the_second(),
+    )?;
+    let definitions = kitle_planner::refresh::check_definitions(
+        &engine.store,
+        &engine.cache,
+        &[request.definition],
+        engine.tz,
+    )
+    .await?;
     let definition = definitions
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::bad("invalid_definition", "no definition was given"))?;
-    match request.as_of {
-        Some(Json_::Array(list)) => {
-            if list.is_empty() || list.len() > MAX_INSTANTS {
-                return Err(ApiError::bad(
-                    "invalid_parameter",
-                    format!(
-                        "as_of: give 1 to {MAX_INSTANTS} instants ({} given)",
-                        list.len()
-                    ),
-                ));
-            }
-            let instants = list
-                .iter()
-                .enumerate()
-                .map(|(i, v)| instant(v, &format!("as_of[{i}]"), engine.tz))
-                .collect::<Result<Vec<_>, _>>()?;
+    let limits = state.config.preview_limits();
+    match instants {
+        Instants::Many(instants) => {
             let sizes = kitle_planner::refresh::preview_at(
                 &engine.store,
                 &engine.cache,
                 &definition,
                 &instants,
                 engine.tz,
+                &limits,
             )
             .await?
             .into_iter()
@@ -131,17 +100,14 @@ pub async fn preview(
                 serde_json::to_value(Sizes { sizes }).unwrap_or_default(),
             ))
         }
-        other => {
-            let as_of = match &other {
-                None | Some(Json_::Null) => crate::now_to_the_second(),
-                Some(v) => instant(v, "as_of", engine.tz)?,
-            };
+        Instants::One(as_of) => {
             let members = kitle_planner::refresh::preview_at(
                 &engine.store,
                 &engine.cache,
                 &definition,
                 &[as_of],
                 engine.tz,
+                &limits,
             )
             .await?
             .pop()

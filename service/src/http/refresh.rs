@@ -3,28 +3,23 @@
 //! soon as this answers.
 
 use axum::Json;
-use axum::extract::Path;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Shared;
+use super::bodies::{RefreshRequest, refresh_as_of};
 use super::error::{ApiError, ErrorBody};
+use super::extract::ApiPath;
 use super::extract::OptionalJson;
-
-/// Optional body of a refresh.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    /// The instant to evaluate at (RFC 3339 or `YYYY-MM-DD`; default now, to the second).
-    pub as_of: Option<String>,
-}
 
 /// What one segment's refresh did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefreshedSegment {
     /// The segment.
     pub id: String,
+    /// The version this refresh committed.
+    pub version: u64,
     /// Members after.
     pub size: u64,
     /// Customers who entered.
@@ -50,12 +45,10 @@ async fn run(
     body: Option<RefreshRequest>,
 ) -> Result<Json<RefreshResponse>, ApiError> {
     let engine = &state.engine;
-    let as_of = match body.and_then(|b| b.as_of) {
-        Some(text) => kitle_planner::parse_instant(&text, engine.tz)
-            .map_err(|e| ApiError::bad("invalid_parameter", format!("as_of: {e}")))?,
-        None => crate::now_to_the_second(),
-    };
-    let outcome = engine.refresh(&ids, as_of, "http").await?;
+    let as_of = refresh_as_of(body.as_ref(), engine.tz, crate::now_to_the_second())?;
+    let outcome = engine
+        .refresh(&ids, as_of, "http", &state.config.http_refresh_limits())
+        .await?;
     Ok(Json(RefreshResponse {
         as_of: outcome.as_of,
         segments: outcome
@@ -63,6 +56,7 @@ async fn run(
             .into_iter()
             .map(|s| RefreshedSegment {
                 id: s.id,
+                version: s.version,
                 size: s.size,
                 entered: s.entered,
                 exited: s.exited,
@@ -80,7 +74,7 @@ async fn run(
         (status = 404, body = ErrorBody)))]
 pub async fn refresh_one(
     state: Shared,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<RefreshRequest>,
 ) -> Result<Json<RefreshResponse>, ApiError> {
     if !state.engine.definitions().contains_key(&id) {

@@ -1,7 +1,6 @@
 //! `GET /v1/segments`, `GET|PUT|DELETE /v1/segments/{id}`: the stored definitions.
 
 use axum::Json;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -10,8 +9,10 @@ use serde_json::{Value as Json_, json};
 use utoipa::ToSchema;
 
 use super::Shared;
+use super::bodies::definition_for_put;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
+use super::extract::ApiPath;
 
 /// One segment in the list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,7 +63,7 @@ pub async fn list(state: Shared) -> Json<SegmentList> {
     params(("id" = String, Path, description = "Segment id")),
     responses((status = 200, description = "The definition, with `size` and `last_as_of`", body = Object),
         (status = 404, body = ErrorBody)))]
-pub async fn get(state: Shared, Path(id): Path<String>) -> Result<Json<Json_>, ApiError> {
+pub async fn get(state: Shared, ApiPath(id): ApiPath<String>) -> Result<Json<Json_>, ApiError> {
     let definitions = state.engine.definitions();
     let stored = definitions
         .get(&id)
@@ -89,29 +90,10 @@ pub async fn get(state: Shared, Path(id): Path<String>) -> Result<Json<Json_>, A
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn put(
     state: Shared,
-    Path(id): Path<String>,
-    ApiJson(mut document): ApiJson<Json_>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(document): ApiJson<Json_>,
 ) -> Result<Response, ApiError> {
-    let Some(object) = document.as_object_mut() else {
-        return Err(ApiError::bad(
-            "invalid_definition",
-            "a segment definition is a JSON object",
-        )
-        .with_details(vec![json!({"path": "", "found": short(&document), "allowed": "an object", "message": "a segment definition is a JSON object"})]));
-    };
-    match object.get("id") {
-        None => {
-            object.insert("id".into(), Json_::String(id.clone()));
-        }
-        Some(Json_::String(given)) if *given == id => {}
-        Some(other) => {
-            return Err(ApiError::bad(
-                "id_mismatch",
-                format!("the body's id {other} differs from the path's {id:?}"),
-            )
-            .with_details(vec![json!({"path": "id", "found": other, "allowed": id, "message": "the body's id must be absent or equal to the path's"})]));
-        }
-    }
+    let document = definition_for_put(&id, document)?;
     let created = state.engine.put(document).await?;
     let stored = state
         .engine
@@ -127,18 +109,13 @@ pub async fn put(
     Ok((status, Json(stored)).into_response())
 }
 
-fn short(value: &Json_) -> String {
-    let text = value.to_string();
-    text.chars().take(80).collect()
-}
-
 /// Removes a definition and its memberships: 204; 404 when unknown; 409 while other segments
 /// refer to it (they are listed in `details`).
 #[utoipa::path(delete, path = "/v1/segments/{id}", tag = "segments",
     params(("id" = String, Path, description = "Segment id")),
     responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
-pub async fn delete(state: Shared, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(state: Shared, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
     state.engine.remove(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -31,7 +31,7 @@ pub async fn sql(
     headers: HeaderMap,
     ApiJson(request): ApiJson<SqlRequest>,
 ) -> Result<Response, ApiError> {
-    let session = state.analyst.session("http").await?;
+    let session = state.analyst.query_session("http").await?;
     let mut rows = session.query(&request.sql, true).await?;
     let schema = rows.schema();
     let mut batches = Vec::new();

@@ -14,15 +14,14 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{Ident, Set, Statement};
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
-use futures::{Sink, SinkExt, stream};
+use futures::{Sink, stream};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response, Tag};
@@ -32,16 +31,17 @@ use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::response::TransactionStatus;
-use pgwire::messages::startup::ParameterStatus;
 use pgwire::types::format::FormatOptions;
 use tokio::sync::{MappedMutexGuard, MutexGuard};
+
+mod session;
 
 use super::Shared;
 use super::cursor::{self, Cursor, SharedCursor};
 use super::error::error;
 use super::settings;
 use super::statement::{self, Prepared};
-use crate::analyst::policy::{self, setting_name};
+use crate::analyst::policy;
 use crate::analyst::{AnalystError, Budget, CATALOG, Rows, Session, Verdict, record};
 
 /// The metrics label of this front end's statements.
@@ -93,6 +93,36 @@ pub struct Conn {
     sql: PostgresCompatibilityParser,
     session: tokio::sync::Mutex<Option<Session>>,
     cursors: Mutex<HashMap<String, Declared>>,
+    /// The user name the client logged in with.
+    user: std::sync::OnceLock<String>,
+}
+
+/// `session_user()` (what `current_user` is rewritten to) answering `user`.
+fn session_user(user: String) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use datafusion::scalar::ScalarValue;
+    create_udf(
+        "session_user",
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(user.clone()))))
+        }),
+    )
+}
+
+impl Conn {
+    /// Remembers the client's user name (known once it logged in), for `current_user`.
+    fn know_user<C: ClientInfo>(&self, client: &C) {
+        self.user.get_or_init(|| {
+            client
+                .metadata()
+                .get(pgwire::api::METADATA_USER)
+                .cloned()
+                .unwrap_or_default()
+        });
+    }
 }
 
 fn cursor_missing(name: &str) -> PgWireError {
@@ -120,6 +150,10 @@ impl Conn {
                     EmptyContextProvider,
                 )
                 .map_err(|e| AnalystError::Engine(format!("the PostgreSQL catalogue: {e}")))?;
+                // `current_user`, `session_user`: the name the client logged in with (the
+                // catalogue's own answers "postgres" to everyone).
+                let user = self.user.get().cloned().unwrap_or_default();
+                session.context().register_udf(session_user(user));
                 *guard = Some(session);
             }
             Some(session) if refresh => session.refresh().await?,
@@ -179,7 +213,9 @@ impl Conn {
                     count: statement::fetch_count(&direction)?,
                 },
                 Statement::Close { cursor } => Prepared::Close(statement::closed(&cursor)),
-                Statement::ShowVariable { variable } => Prepared::Show(show_name(&variable)),
+                Statement::ShowVariable { variable } => {
+                    Prepared::Show(session::show_name(&variable))
+                }
                 other => Prepared::Session(Box::new(other)),
             }),
         }
@@ -392,204 +428,6 @@ impl Conn {
         record(PROTOCOL, "ok", started.elapsed());
         Ok(response)
     }
-
-    /// `SHOW name` (or `SHOW ALL`) as a batch.
-    fn show(&self, metadata: &HashMap<String, String>, name: &str) -> Result<RecordBatch, Failure> {
-        let configured = self.shared.analyst.limits().time;
-        if name == "all" {
-            let mut names: Vec<&str> = policy::CLIENT_SETTINGS.to_vec();
-            names.extend([
-                "server_version",
-                "server_encoding",
-                "integer_datetimes",
-                "is_superuser",
-            ]);
-            names.sort_unstable();
-            let values: Vec<String> = names
-                .iter()
-                .map(|n| settings::current(metadata, n, configured).unwrap_or_default())
-                .collect();
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("name", DataType::Utf8, false),
-                Field::new("setting", DataType::Utf8, false),
-            ]));
-            return RecordBatch::try_new(
-                schema,
-                vec![
-                    Arc::new(StringArray::from(names)),
-                    Arc::new(StringArray::from(values)),
-                ],
-            )
-            .map_err(|e| AnalystError::Engine(e.to_string()).into());
-        }
-        let value = settings::current(metadata, name, configured).ok_or_else(|| {
-            error(
-                "42704",
-                format!("unrecognized configuration parameter \"{name}\""),
-            )
-        })?;
-        RecordBatch::try_new(
-            statement::show_schema(name),
-            vec![Arc::new(StringArray::from(vec![value]))],
-        )
-        .map_err(|e| AnalystError::Engine(e.to_string()).into())
-    }
-
-    /// Sets client setting `name` (lower case) to `value` (`None`: its default), reporting
-    /// the change when PostgreSQL would.
-    async fn assign<C>(
-        &self,
-        client: &mut C,
-        name: &str,
-        value: Option<String>,
-    ) -> Result<(), Failure>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        policy::check_setting(name).map_err(AnalystError::Refused)?;
-        let value = value.filter(|v| !v.eq_ignore_ascii_case("default"));
-        match value {
-            Some(value) => {
-                let value = settings::normalise(name, &value).map_err(|e| error("22023", e.0))?;
-                client.metadata_mut().insert(name.to_string(), value);
-            }
-            None => {
-                client.metadata_mut().remove(name);
-            }
-        }
-        if settings::is_reported(name) {
-            let value = settings::current(client.metadata(), name, None).unwrap_or_default();
-            client
-                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
-                    settings::display_name(name).to_string(),
-                    value,
-                )))
-                .await
-                .map_err(PgWireError::from)?;
-        }
-        Ok(())
-    }
-
-    /// The statements about the session itself.
-    async fn session_statement<C>(
-        &self,
-        client: &mut C,
-        statement: &Statement,
-    ) -> Result<Response, Failure>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        Ok(match statement {
-            Statement::Set(set) => {
-                match set {
-                    Set::SingleAssignment {
-                        variable, values, ..
-                    } => {
-                        let value = settings::value_text(values);
-                        self.assign(client, &setting_name(variable), Some(value))
-                            .await?;
-                    }
-                    Set::ParenthesizedAssignments { variables, values } => {
-                        for (variable, value) in variables.iter().zip(values) {
-                            let value = settings::value_text(std::slice::from_ref(value));
-                            self.assign(client, &setting_name(variable), Some(value))
-                                .await?;
-                        }
-                    }
-                    Set::MultipleAssignments { assignments } => {
-                        for a in assignments {
-                            let value = settings::value_text(std::slice::from_ref(&a.value));
-                            self.assign(client, &setting_name(&a.name), Some(value))
-                                .await?;
-                        }
-                    }
-                    Set::SetTimeZone { value, .. } => {
-                        let value = settings::value_text(std::slice::from_ref(value));
-                        self.assign(client, "timezone", Some(value)).await?;
-                    }
-                    Set::SetNames { charset_name, .. } => {
-                        self.assign(client, "client_encoding", Some(charset_name.value.clone()))
-                            .await?;
-                    }
-                    // Transactions are read-only whatever is asked.
-                    Set::SetTransaction { .. } => {}
-                    other => {
-                        return Err(error("0A000", format!("{other} is not supported")).into());
-                    }
-                }
-                Response::Execution(Tag::new("SET"))
-            }
-            Statement::Reset(reset) => {
-                match &reset.reset {
-                    datafusion::sql::sqlparser::ast::Reset::ALL => {
-                        for name in policy::CLIENT_SETTINGS {
-                            client.metadata_mut().remove(*name);
-                        }
-                    }
-                    datafusion::sql::sqlparser::ast::Reset::ConfigurationParameter(name) => {
-                        self.assign(client, &setting_name(name), None).await?;
-                    }
-                }
-                Response::Execution(Tag::new("RESET"))
-            }
-            Statement::StartTransaction { .. } => Response::TransactionStart(Tag::new("BEGIN")),
-            Statement::Commit { .. } => {
-                let failed = client.transaction_status() == TransactionStatus::Error;
-                self.close_cursors(client, false);
-                Response::TransactionEnd(Tag::new(if failed { "ROLLBACK" } else { "COMMIT" }))
-            }
-            Statement::Rollback {
-                savepoint: None, ..
-            } => {
-                self.close_cursors(client, false);
-                Response::TransactionEnd(Tag::new("ROLLBACK"))
-            }
-            // Nothing is written, so there is nothing to roll back to.
-            Statement::Rollback { .. } => Response::Execution(Tag::new("ROLLBACK")),
-            Statement::Savepoint { .. } => Response::Execution(Tag::new("SAVEPOINT")),
-            Statement::ReleaseSavepoint { .. } => Response::Execution(Tag::new("RELEASE")),
-            Statement::Discard { .. } => {
-                self.close_cursors(client, true);
-                for name in policy::CLIENT_SETTINGS {
-                    client.metadata_mut().remove(*name);
-                }
-                Response::Execution(Tag::new("DISCARD ALL"))
-            }
-            Statement::Deallocate { name, .. } => {
-                if let Some(store) = portal_store(client) {
-                    store.rm_statement(&name.value);
-                }
-                Response::Execution(Tag::new("DEALLOCATE"))
-            }
-            other => {
-                return Err(error(
-                    "0A000",
-                    format!("{other} is not supported by kitle's analyst SQL"),
-                )
-                .into());
-            }
-        })
-    }
-}
-
-/// The lower-case name a `SHOW` asks for (`SHOW TIME ZONE` is `timezone`).
-fn show_name(variable: &[Ident]) -> String {
-    let name = variable
-        .iter()
-        .map(|i| i.value.to_ascii_lowercase())
-        .collect::<Vec<_>>()
-        .join(" ");
-    match name.as_str() {
-        "time zone" => "timezone".into(),
-        "transaction isolation level" => "transaction_isolation".into(),
-        "session authorization" => "session_authorization".into(),
-        _ => name.replace('"', ""),
-    }
 }
 
 /// The simple- and extended-protocol handlers of one connection.
@@ -606,6 +444,7 @@ impl Queries {
             sql: PostgresCompatibilityParser::new(),
             session: tokio::sync::Mutex::new(None),
             cursors: Mutex::new(HashMap::new()),
+            user: std::sync::OnceLock::new(),
         });
         Self {
             parser: Arc::new(Parser {
@@ -625,6 +464,7 @@ impl SimpleQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        self.conn.know_user(client);
         let statements = statement::parse(&self.conn.sql, query)?;
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
@@ -686,6 +526,7 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let started = Instant::now();
+        self.conn.know_user(client);
         let prepared = &portal.statement.statement;
         // A portal read in pages (a row limit per Execute) streams past the row cap.
         let capped = max_rows == 0;
@@ -723,6 +564,7 @@ impl QueryParser for Parser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let started = Instant::now();
+        self.conn.know_user(client);
         let mut statements = statement::parse(&self.conn.sql, sql)?;
         let statement = match statements.len() {
             0 => return Ok(None),
