@@ -93,7 +93,7 @@ pub struct Exchange {
     gs2_header: String,
 }
 
-fn attribute<'a>(part: Option<&'a str>, name: char) -> Result<&'a str, ScramError> {
+fn attribute(part: Option<&str>, name: char) -> Result<&str, ScramError> {
     part.and_then(|p| p.strip_prefix(name))
         .and_then(|p| p.strip_prefix('='))
         .ok_or_else(|| ScramError::Protocol(format!("SCRAM message lacks its {name}= attribute")))
