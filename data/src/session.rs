@@ -125,6 +125,16 @@ pub fn new_context(store: &Store) -> SessionContext {
 /// when `limits` were [started](Limits::start) — every operator of its plans stopping at their
 /// deadline. Every bounded session is built here.
 pub fn context_with(store: &Store, limits: &Limits) -> SessionContext {
+    context_with_config(store, session_config(), limits)
+}
+
+/// [`context_with`] with `config` instead of [`session_config`]: for sessions that add their own
+/// settings to it (analyst SQL names its catalog `kitle` and adds the PostgreSQL catalogue).
+pub fn context_with_config(
+    store: &Store,
+    config: SessionConfig,
+    limits: &Limits,
+) -> SessionContext {
     let mut builder = RuntimeEnvBuilder::new();
     if let Some(bytes) = limits.memory_bytes {
         builder = builder.with_memory_limit(bytes, 1.0);
@@ -134,7 +144,7 @@ pub fn context_with(store: &Store, limits: &Limits) -> SessionContext {
         .expect("a runtime with the default disk manager builds");
     runtime.register_object_store(store.base_url(), Arc::clone(store.object_store()));
     let mut state = SessionStateBuilder::new()
-        .with_config(session_config())
+        .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features();
     if let (Some(limit), Some((at, what))) = (limits.time, &limits.deadline) {

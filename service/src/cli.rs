@@ -72,6 +72,11 @@ enum Command {
         /// Address to listen on (default: `[serve] listen` of kitle.toml, else 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<String>,
+        /// Also serve analyst SQL over the PostgreSQL protocol on this address (default:
+        /// `[serve] pg_listen` of kitle.toml or KITLE_SERVE__PG_LISTEN / KITLE_PG_LISTEN; off
+        /// when none is given).
+        #[arg(long)]
+        pg_listen: Option<String>,
     },
     /// Generate a demo shop (when the store has none), put and refresh the ready-made
     /// segments, and serve them on 127.0.0.1:8080.
@@ -109,7 +114,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             commands::refresh::run_refresh(&ctx, ids, as_of.as_deref()).await
         }
         Command::Members { id, format } => commands::refresh::run_members(&ctx, id, *format).await,
-        Command::Serve { listen } => commands::serve::run_serve(&ctx, listen.as_deref()).await,
+        Command::Serve { listen, pg_listen } => {
+            commands::serve::run_serve(&ctx, listen.as_deref(), pg_listen.as_deref()).await
+        }
         Command::Demo(args) => commands::serve::run_demo(&ctx, args).await,
         Command::Gc(args) => commands::gc::run(&ctx, args).await,
     }

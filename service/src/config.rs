@@ -122,6 +122,24 @@ pub struct ServeFile {
     /// built into the binary (for working on the console without rebuilding); empty: the
     /// copy built in.
     pub console_dir: String,
+    /// Address of the PostgreSQL protocol listener (analyst SQL for psql, BI tools, pandas);
+    /// empty: not served.
+    pub pg_listen: String,
+    /// PEM certificate chain offered to PostgreSQL clients that ask for TLS; empty: no TLS.
+    pub pg_tls_cert: String,
+    /// PEM private key of `pg_tls_cert` (both or neither).
+    pub pg_tls_key: String,
+    /// PostgreSQL connections served at once; more are refused (SQLSTATE 53300).
+    pub pg_max_connections: usize,
+}
+
+/// Where the PostgreSQL listener's TLS certificate and key are.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ServeFile {
@@ -140,6 +158,10 @@ impl Default for ServeFile {
             scheduler_tick_seconds: 30,
             console: true,
             console_dir: String::new(),
+            pg_listen: String::new(),
+            pg_tls_cert: String::new(),
+            pg_tls_key: String::new(),
+            pg_max_connections: 100,
         }
     }
 }
@@ -175,6 +197,12 @@ pub struct ServeConfig {
     pub console: bool,
     /// Where the console's files are read from at each request; `None`: the copy built in.
     pub console_dir: Option<PathBuf>,
+    /// Address of the PostgreSQL protocol listener; `None`: not served.
+    pub pg_listen: Option<String>,
+    /// TLS for the PostgreSQL listener; `None`: plain connections only.
+    pub pg_tls: Option<TlsFiles>,
+    /// PostgreSQL connections served at once.
+    pub pg_max_connections: usize,
 }
 
 impl ServeConfig {
@@ -238,6 +266,7 @@ const NOT_KEYS: &[&str] = &["KITLE_LOG", "KITLE_LOG_FORMAT"];
 const ALIASES: &[(&str, &str, &str)] = &[
     ("KITLE_LISTEN", "serve", "listen"),
     ("KITLE_CONSOLE_DIR", "serve", "console_dir"),
+    ("KITLE_PG_LISTEN", "serve", "pg_listen"),
 ];
 
 impl Config {
@@ -507,6 +536,7 @@ impl FileConfig {
                 serve.refresh_timeout_seconds,
             ),
             ("serve.scheduler_tick_seconds", serve.scheduler_tick_seconds),
+            ("serve.pg_max_connections", serve.pg_max_connections as u64),
         ] {
             positive(name, value)?;
         }
@@ -519,6 +549,19 @@ impl FileConfig {
                 "invalid configuration: serve.tokens: a bearer token must have at least 16 characters",
             ));
         }
+        let pg_tls = match (serve.pg_tls_cert.is_empty(), serve.pg_tls_key.is_empty()) {
+            (false, false) => Some(TlsFiles {
+                cert: PathBuf::from(&serve.pg_tls_cert),
+                key: PathBuf::from(&serve.pg_tls_key),
+            }),
+            (true, true) => None,
+            _ => {
+                return Err(CliError::input(
+                    "invalid configuration: serve.pg_tls_cert and serve.pg_tls_key go together: \
+                     give both, or neither",
+                ));
+            }
+        };
         Ok(Config {
             store: StoreConfig {
                 url: overrides.store.clone().unwrap_or(self.store),
@@ -545,6 +588,9 @@ impl FileConfig {
                 console: serve.console,
                 console_dir: (!serve.console_dir.is_empty())
                     .then(|| PathBuf::from(&serve.console_dir)),
+                pg_listen: (!serve.pg_listen.is_empty()).then_some(serve.pg_listen),
+                pg_tls,
+                pg_max_connections: serve.pg_max_connections,
             },
         })
     }

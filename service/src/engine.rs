@@ -36,8 +36,9 @@ pub struct Engine {
     pub store: Store,
     /// The store's time zone (instants in definitions, cadences).
     pub tz: Tz,
-    /// Footer verdicts, kept for the service's lifetime so files are judged once.
-    pub cache: FooterCache,
+    /// Footer verdicts, kept for the service's lifetime so files are judged once (shared with
+    /// the analyst sessions).
+    pub cache: Arc<FooterCache>,
     snapshot: RwLock<Arc<Snapshot>>,
     manifest: RwLock<Arc<Manifest>>,
     definitions: RwLock<Arc<BTreeMap<String, Stored>>>,
@@ -75,7 +76,7 @@ impl Engine {
         let engine = Arc::new(Self {
             store,
             tz,
-            cache: FooterCache::new(),
+            cache: Arc::new(FooterCache::new()),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             manifest: RwLock::new(Arc::new(Manifest::default())),
             definitions: RwLock::new(Arc::new(BTreeMap::new())),

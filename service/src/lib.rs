@@ -6,6 +6,7 @@
 //! The binary's `main.rs` only installs the allocator and calls [`cli::main`]; everything is
 //! here so that configuration and handlers have unit tests.
 
+pub mod analyst;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod index;
 pub mod output;
+pub mod pg;
 pub mod progress;
 pub mod ready_made;
 pub mod scheduler;

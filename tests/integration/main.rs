@@ -16,6 +16,7 @@ mod http;
 mod identity;
 mod kills;
 mod openapi;
+mod pg;
 mod reading;
 mod ready_made;
 mod segments;

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Context;
+use crate::analyst::{Analyst, Limits};
 use crate::engine::Engine;
 use crate::error::CliError;
 use crate::http::{AppState, router};
@@ -46,6 +47,32 @@ fn listen_address(ctx: &Context, listen: Option<&str>) -> Result<SocketAddr, Cli
     Ok(addr)
 }
 
+/// Resolves the PostgreSQL listen address (none: not served) and, like the HTTP one, refuses
+/// a non-loopback one without tokens.
+fn pg_address(ctx: &Context, pg_listen: Option<&str>) -> Result<Option<SocketAddr>, CliError> {
+    let Some(text) = pg_listen.or(ctx.config.serve.pg_listen.as_deref()) else {
+        return Ok(None);
+    };
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        CliError::input(format!(
+            "--pg-listen {text:?} is not an address with a port, e.g. 127.0.0.1:5433"
+        ))
+    })?;
+    if !addr.ip().is_loopback() && ctx.config.serve.tokens.is_empty() {
+        return Err(CliError::input(format!(
+            "refusing to serve PostgreSQL on {addr} without tokens: configure [[serve.tokens]] \
+             (clients log in with a token as the password), or listen on 127.0.0.1"
+        )));
+    }
+    Ok(Some(addr))
+}
+
+/// The PostgreSQL listener, when configured: bound, with its TLS loaded.
+pub struct PgListener {
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -76,6 +103,7 @@ async fn serve_on(
     engine: Arc<Engine>,
     metrics: PrometheusHandle,
     listener: TcpListener,
+    pg: Option<PgListener>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), CliError> {
     // Histogram samples wait in buckets until upkeep folds them in; without a scrape they
@@ -88,8 +116,44 @@ async fn serve_on(
             upkeep.run_upkeep();
         }
     });
+    let analyst = Analyst::new(
+        engine.store.clone(),
+        Arc::clone(&engine.cache),
+        Limits::of_service(&ctx.config.serve),
+    );
+    let pg_task = match pg {
+        Some(PgListener { listener, tls }) => {
+            let addr = listener
+                .local_addr()
+                .map_err(|e| CliError::runtime(format!("cannot read the bound address: {e}")))?;
+            let tokens = &ctx.config.serve.tokens;
+            let shared = Arc::new(crate::pg::Shared {
+                analyst: analyst.clone(),
+                keys: (!tokens.is_empty()).then(|| {
+                    crate::pg::scram::Keys::derive(
+                        tokens.iter().map(|t| (t.token.as_str(), t.scope)),
+                    )
+                }),
+                cancels: Arc::new(pgwire::api::ConnectionManager::new()),
+            });
+            let secure = if tls.is_some() { " (TLS offered)" } else { "" };
+            println!(
+                "postgres on postgresql://{addr}/{}{secure}",
+                crate::analyst::CATALOG
+            );
+            tracing::info!(%addr, tls = tls.is_some(), "serving the PostgreSQL protocol");
+            Some(tokio::spawn(crate::pg::serve(
+                listener,
+                shared,
+                tls,
+                ctx.config.serve.pg_max_connections,
+            )))
+        }
+        None => None,
+    };
     let state = Arc::new(AppState {
         engine: Arc::clone(&engine),
+        analyst,
         config: ctx.config.serve.clone(),
         metrics,
     });
@@ -111,6 +175,10 @@ async fn serve_on(
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| CliError::runtime(format!("the server failed: {e}")))?;
+    // PostgreSQL sessions are closed with the process; no new ones are accepted.
+    if let Some(task) = pg_task {
+        task.abort();
+    }
     let _ = stop.send(true);
     if let Some(task) = scheduler {
         // A refresh in flight is abandoned: its commit is one manifest write, so the store
@@ -131,17 +199,34 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, CliError> {
         .map_err(|e| CliError::runtime(format!("cannot listen on {addr}: {e}")))
 }
 
-/// `kitle serve [--listen ADDR]`.
-pub async fn run_serve(ctx: &Context, listen: Option<&str>) -> Result<(), CliError> {
+/// `kitle serve [--listen ADDR] [--pg-listen ADDR]`.
+pub async fn run_serve(
+    ctx: &Context,
+    listen: Option<&str>,
+    pg_listen: Option<&str>,
+) -> Result<(), CliError> {
     let addr = listen_address(ctx, listen)?;
+    let pg_addr = pg_address(ctx, pg_listen)?;
+    // TLS that cannot be loaded stops the service here, before anything listens.
+    let tls = match (&pg_addr, &ctx.config.serve.pg_tls) {
+        (Some(_), Some(files)) => Some(crate::pg::tls::acceptor(files)?),
+        _ => None,
+    };
     let store = Store::open(&ctx.config.store)?;
     refuse_other_identity(&store).await?;
     // The recorder first, so that what loading records (segment sizes, index memory) is kept.
     let metrics = install_metrics()?;
     let engine = Engine::open(store, ctx.config.time_zone).await?;
     let listener = bind(addr).await?;
+    let pg = match pg_addr {
+        Some(addr) => Some(PgListener {
+            listener: bind(addr).await?,
+            tls,
+        }),
+        None => None,
+    };
     let console = ctx.config.serve.console;
-    serve_on(ctx, engine, metrics, listener, |addr| {
+    serve_on(ctx, engine, metrics, listener, pg, |addr| {
         println!("listening on http://{addr}");
         if console {
             println!("console: http://{addr}/");
@@ -240,7 +325,7 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
             (id.clone(), member)
         });
     let console = ctx.config.serve.console;
-    serve_on(ctx, engine, metrics, listener, |addr| {
+    serve_on(ctx, engine, metrics, listener, None, |addr| {
         let base = format!("http://{addr}");
         println!("kitle demo: {} segments refreshed as of {}, serving on {base}", outcome.segments.len(), kitle_planner::format_instant(&outcome.as_of));
         if console {

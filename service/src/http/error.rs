@@ -159,3 +159,24 @@ impl From<super::bodies::BodyError> for ApiError {
         Self::bad(e.code, e.message).with_details(e.details)
     }
 }
+
+impl From<crate::analyst::AnalystError> for ApiError {
+    /// The caller's SQL and the limits it ran into are 400s with a code saying which; the
+    /// store's and the engine's failures are 500s.
+    fn from(e: crate::analyst::AnalystError) -> Self {
+        use crate::analyst::AnalystError as E;
+        let message = e.to_string();
+        match e {
+            E::Refused(_) => Self::bad("sql_refused", message),
+            E::Query { .. } => Self::bad("sql_error", message),
+            E::TimeLimit(_) => Self::bad("sql_time_limit", message),
+            E::MemoryLimit(_) | E::RowLimit(_) => Self::bad("sql_resource_limit", message),
+            E::Store(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", message),
+            _ => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "execution_failed",
+                message,
+            ),
+        }
+    }
+}

@@ -41,6 +41,8 @@ use error::ApiError;
 pub struct AppState {
     /// The store, definitions and membership index.
     pub engine: Arc<Engine>,
+    /// Builds the sessions of `POST /v1/sql` (shared with the PostgreSQL protocol).
+    pub analyst: crate::analyst::Analyst,
     /// The service's settings (limits, tokens).
     pub config: ServeConfig,
     /// Renders `/metrics`.
