@@ -227,22 +227,14 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::StoreConfig;
-
-    fn local(dir: &std::path::Path) -> Store {
-        Store::open(&StoreConfig {
-            url: dir.display().to_string(),
-            ..StoreConfig::default()
-        })
-        .unwrap()
-    }
+    use crate::test_store::temp_store;
 
     /// Many writers of one process, each adding its own key: nothing is lost, and a change
     /// that leaves the value alone writes nothing.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_updates_keep_every_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(local(dir.path()));
+        let (_dir, store) = temp_store();
+        let store = Arc::new(store);
         let mut tasks = Vec::new();
         for writer in 0..8 {
             let store = Arc::clone(&store);
@@ -280,8 +272,7 @@ mod tests {
     /// A change's own error is returned and nothing is written.
     #[tokio::test]
     async fn a_refused_change_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = local(dir.path());
+        let (dir, store) = temp_store();
         let refused =
             update_json::<BTreeMap<String, u32>, Error, _, _>(&store, "state/x.json", |_| async {
                 Err(Error::InvalidArgument {

@@ -289,7 +289,7 @@ fn strings_of(value: &serde_json::Value, out: &mut BTreeSet<String>) {
 mod tests {
     use super::*;
     use crate::memberships::{self, diff, read_manifest};
-    use crate::store::StoreConfig;
+    use crate::test_store::temp_store;
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_764_000_000 + seconds, 0).unwrap()
@@ -299,12 +299,7 @@ mod tests {
     /// kept while young, and deleted only when asked; events are never touched.
     #[tokio::test]
     async fn only_old_unnamed_files_of_kitles_part_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreConfig {
-            url: dir.path().display().to_string(),
-            ..StoreConfig::default()
-        })
-        .unwrap();
+        let (dir, store) = temp_store();
         let base = read_manifest(&store).await.unwrap();
         let v1 = diff("s", at(1), &["a".into()], &[], 1);
         let first = memberships::commit(&store, &base, &[v1]).await.unwrap();

@@ -47,6 +47,8 @@ engine! {
     pub mod session;
     pub mod store;
     pub mod tables;
+    #[cfg(test)]
+    mod test_store;
 
     pub use blame::{Blame, classify};
     pub use error::{Error, Result};

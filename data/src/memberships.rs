@@ -647,7 +647,7 @@ pub(crate) fn changes_file_bytes(segment: &str, changes: &[Change]) -> Result<By
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreConfig;
+    use crate::test_store::temp_store;
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_764_000_000 + seconds, 0).unwrap()
@@ -681,12 +681,7 @@ mod tests {
     /// against the version the first committed), and a segment removed meanwhile is refused.
     #[tokio::test]
     async fn commits_apply_again_on_top_of_what_others_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreConfig {
-            url: dir.path().display().to_string(),
-            ..StoreConfig::default()
-        })
-        .unwrap();
+        let (_dir, store) = temp_store();
         let base = read_manifest(&store).await.unwrap();
         let x1 = diff("x", at(1), &ids(&["a", "b"]), &[], 1);
         let y1 = diff("y", at(1), &ids(&["a"]), &[], 1);

@@ -233,12 +233,7 @@ mod tests {
     /// deadline by itself, with the error naming the key.
     #[tokio::test]
     async fn plans_of_started_sessions_stop_at_their_deadline() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&crate::StoreConfig {
-            url: dir.path().display().to_string(),
-            ..crate::StoreConfig::default()
-        })
-        .unwrap();
+        let (_dir, store) = crate::test_store::temp_store();
         let limits = Limits::none()
             .with_time(Duration::from_millis(300), "preview_timeout_seconds")
             .start("the preview");
