@@ -364,14 +364,7 @@ async fn finish_rewrites(store: &Store, known: &BTreeSet<String>) -> Result<(usi
 
 /// The `customer_id` values of one of kitle's own Parquet files.
 async fn customer_ids(store: &Store, relative: &str) -> Result<Vec<String>> {
-    let bytes = store
-        .object_store()
-        .get(&store.path(relative))
-        .await?
-        .bytes()
-        .await?;
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    let reader = crate::memberships::read_batches(store, relative).await?;
     let mut ids = Vec::new();
     for batch in reader {
         let batch = batch?;

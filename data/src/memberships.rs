@@ -162,7 +162,7 @@ pub async fn read_manifest(store: &Store) -> Result<Manifest> {
 }
 
 /// The record batches of one of kitle's own (small) Parquet files, read whole.
-async fn read_batches(
+pub(crate) async fn read_batches(
     store: &Store,
     relative: &str,
 ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
@@ -475,9 +475,19 @@ async fn write_version(
 ) -> Result<RefreshRecord> {
     let members_path = layout::members_file(&v.segment, version, nonce);
     let changes_path = layout::changes_file(&v.segment, version, nonce);
-    put(store, &members_path, members_parquet(v)?).await?;
+    put(
+        store,
+        &members_path,
+        members_file_bytes(&v.segment, &v.members)?,
+    )
+    .await?;
     crate::failpoint::reach("refresh.members_written");
-    put(store, &changes_path, changes_parquet(v)?).await?;
+    put(
+        store,
+        &changes_path,
+        changes_file_bytes(&v.segment, &change_log(v))?,
+    )
+    .await?;
     crate::failpoint::reach("refresh.changes_written");
     Ok(RefreshRecord {
         version,
@@ -540,52 +550,18 @@ fn write_parquet(batch: RecordBatch) -> Result<Bytes> {
     Ok(Bytes::from(buffer))
 }
 
-fn members_parquet(v: &NewVersion) -> Result<Bytes> {
-    let n = v.members.len();
-    let segment: StringArray = std::iter::repeat_n(Some(v.segment.as_str()), n).collect();
-    let ids: StringArray = v
-        .members
+/// The change log a new version writes: its entries, then its exits, all at its `as_of`.
+fn change_log(v: &NewVersion) -> Vec<Change> {
+    let entry = |customer_id: &String, change| Change {
+        customer_id: customer_id.clone(),
+        change,
+        at: v.as_of,
+    };
+    v.entered
         .iter()
-        .map(|m| Some(m.customer_id.as_str()))
-        .collect();
-    let since = TimestampMicrosecondArray::from(
-        v.members
-            .iter()
-            .map(|m| m.since.timestamp_micros())
-            .collect::<Vec<_>>(),
-    )
-    .with_timezone(crate::contract::UTC);
-    let batch = RecordBatch::try_new(
-        members_schema(),
-        vec![Arc::new(segment), Arc::new(ids), Arc::new(since)],
-    )?;
-    write_parquet(batch)
-}
-
-fn changes_parquet(v: &NewVersion) -> Result<Bytes> {
-    let n = v.entered.len() + v.exited.len();
-    let segment: StringArray = std::iter::repeat_n(Some(v.segment.as_str()), n).collect();
-    let ids: StringArray = v
-        .entered
-        .iter()
-        .chain(v.exited.iter())
-        .map(|s| Some(s.as_str()))
-        .collect();
-    let change: StringArray = std::iter::repeat_n(Some("entered"), v.entered.len())
-        .chain(std::iter::repeat_n(Some("exited"), v.exited.len()))
-        .collect();
-    let at = TimestampMicrosecondArray::from(vec![v.as_of.timestamp_micros(); n])
-        .with_timezone(crate::contract::UTC);
-    let batch = RecordBatch::try_new(
-        changes_schema(),
-        vec![
-            Arc::new(segment),
-            Arc::new(ids),
-            Arc::new(change),
-            Arc::new(at),
-        ],
-    )?;
-    write_parquet(batch)
+        .map(|c| entry(c, ChangeKind::Entered))
+        .chain(v.exited.iter().map(|c| entry(c, ChangeKind::Exited)))
+        .collect()
 }
 
 /// A members file of `segment` holding `members` (sorted by customer id).
