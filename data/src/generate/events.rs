@@ -208,6 +208,49 @@ const BLANK: Ev = Ev {
 const EMAIL_SESSION: u8 = 7;
 const SMS_SESSION: u8 = 8;
 
+/// What differs between a day's e-mail campaign and its SMS campaign.
+struct Channel {
+    /// Mixed into the send's hash, so that the two channels draw apart.
+    number: u64,
+    /// The hour the send starts at, and over how many minutes it spreads.
+    hour: i64,
+    spread_minutes: i64,
+    /// The share of consenting customers it reaches on a peak day and on another day.
+    audience: (f64, f64),
+    /// The customer's consent to this channel at an instant.
+    consent: fn(&Traits, i64) -> Consent,
+    campaign: Campaign,
+    sent: Kind,
+    clicked: Kind,
+    /// The visit number of the visit a click opens (`k` of `campaign_visit`); the click
+    /// event itself carries the number after it.
+    session: u8,
+}
+
+const EMAIL: Channel = Channel {
+    number: 1,
+    hour: 7,
+    spread_minutes: 45,
+    audience: (0.9, 0.45),
+    consent: Traits::email_consent_at,
+    campaign: Campaign::Email,
+    sent: Kind::EmailSent,
+    clicked: Kind::EmailClicked,
+    session: EMAIL_SESSION,
+};
+
+const SMS: Channel = Channel {
+    number: 2,
+    hour: 9,
+    spread_minutes: 20,
+    audience: (0.8, 0.35),
+    consent: Traits::sms_consent_at,
+    campaign: Campaign::Sms,
+    sent: Kind::SmsSent,
+    clicked: Kind::SmsClicked,
+    session: SMS_SESSION,
+};
+
 /// Arrow builders of one batch of event rows.
 struct Columns {
     event_id: StringBuilder,
@@ -523,86 +566,100 @@ impl<'w> DayWriter<'w> {
 
     /// Today's e-mail and SMS campaigns, if the customer may get them, with opens and clicks.
     fn campaigns(&mut self, index: u64, t: &Traits) {
-        let seed = self.seed();
         let day = self.day;
         let end = self.day_end();
-        if day.email.is_some() {
-            let h = mix([seed, tag::CAMPAIGN, index, day.day as u64, 1]);
-            let sent = self.day_start() + 7 * HOUR_US + (h >> 20) as i64 % (45 * 60_000_000);
-            let audience = if day.peak { 0.9 } else { 0.45 };
-            if unit(h) < audience
-                && sent > t.created_at
-                && t.email_consent_at(sent) == Consent::Granted
-                && t.tags_at(sent) & tags::BLACKLIST == 0
-            {
-                let base = Ev {
-                    known: true,
-                    campaign: Campaign::Email,
-                    ..BLANK
-                };
-                self.evs.push(Ev {
-                    ts: sent,
-                    kind: Kind::EmailSent,
-                    ..base
-                });
-                let mut rng = Rand::new(h);
-                let boost = if day.peak { 1.3 } else { 1.0 };
-                if rng.chance(f64::from(t.open_p) * boost) {
-                    let opened = sent + ((60.0 + rng.exponential(3.0 * 3600.0)) * 1e6) as i64;
-                    if opened <= end {
-                        self.evs.push(Ev {
-                            ts: opened,
-                            kind: Kind::EmailOpened,
-                            ..base
-                        });
-                        if rng.chance(f64::from(t.click_p)) {
-                            let clicked = (opened + rng.range(5, 300) * 1_000_000).min(end);
-                            self.evs.push(Ev {
-                                ts: clicked,
-                                kind: Kind::EmailClicked,
-                                device: 1,
-                                session: EMAIL_SESSION + 1,
-                                ..base
-                            });
-                            self.campaign_visit(index, t, EMAIL_SESSION, clicked);
-                        }
+        if day.email.is_some()
+            && let Some((sent, mut rng, base)) = self.campaign_send(index, t, &EMAIL)
+        {
+            let boost = if day.peak { 1.3 } else { 1.0 };
+            if rng.chance(f64::from(t.open_p) * boost) {
+                let opened = sent + ((60.0 + rng.exponential(3.0 * 3600.0)) * 1e6) as i64;
+                if opened <= end {
+                    self.evs.push(Ev {
+                        ts: opened,
+                        kind: Kind::EmailOpened,
+                        ..base
+                    });
+                    if rng.chance(f64::from(t.click_p)) {
+                        let clicked = (opened + rng.range(5, 300) * 1_000_000).min(end);
+                        self.campaign_click(index, t, base, &EMAIL, clicked);
                     }
                 }
             }
         }
-        if day.sms.is_some() && t.has_phone {
-            let h = mix([seed, tag::CAMPAIGN, index, day.day as u64, 2]);
-            let sent = self.day_start() + 9 * HOUR_US + (h >> 20) as i64 % (20 * 60_000_000);
-            let audience = if day.peak { 0.8 } else { 0.35 };
-            if unit(h) < audience
-                && sent > t.created_at
-                && t.sms_consent_at(sent) == Consent::Granted
-                && t.tags_at(sent) & tags::BLACKLIST == 0
-            {
-                let base = Ev {
-                    known: true,
-                    campaign: Campaign::Sms,
-                    ..BLANK
-                };
-                self.evs.push(Ev {
-                    ts: sent,
-                    kind: Kind::SmsSent,
-                    ..base
-                });
-                let mut rng = Rand::new(h);
-                if rng.chance(f64::from(t.sms_click_p)) {
-                    let clicked = (sent + ((30.0 + rng.exponential(1800.0)) * 1e6) as i64).min(end);
-                    self.evs.push(Ev {
-                        ts: clicked,
-                        kind: Kind::SmsClicked,
-                        device: 1,
-                        session: SMS_SESSION + 1,
-                        ..base
-                    });
-                    self.campaign_visit(index, t, SMS_SESSION, clicked);
-                }
-            }
+        if day.sms.is_some()
+            && t.has_phone
+            && let Some((sent, mut rng, base)) = self.campaign_send(index, t, &SMS)
+            && rng.chance(f64::from(t.sms_click_p))
+        {
+            let clicked = (sent + ((30.0 + rng.exponential(1800.0)) * 1e6) as i64).min(end);
+            self.campaign_click(index, t, base, &SMS, clicked);
         }
+    }
+
+    /// Today's send of `channel` to the customer, when they are in its audience, may get it
+    /// and are not blacklisted: pushes the sent event and gives its instant, the draws that
+    /// follow from it and the base of the campaign's later events.
+    fn campaign_send(
+        &mut self,
+        index: u64,
+        t: &Traits,
+        channel: &Channel,
+    ) -> Option<(i64, Rand, Ev)> {
+        let day = self.day;
+        let h = mix([
+            self.seed(),
+            tag::CAMPAIGN,
+            index,
+            day.day as u64,
+            channel.number,
+        ]);
+        let sent = self.day_start()
+            + channel.hour * HOUR_US
+            + (h >> 20) as i64 % (channel.spread_minutes * 60_000_000);
+        let audience = if day.peak {
+            channel.audience.0
+        } else {
+            channel.audience.1
+        };
+        if unit(h) < audience
+            && sent > t.created_at
+            && (channel.consent)(t, sent) == Consent::Granted
+            && t.tags_at(sent) & tags::BLACKLIST == 0
+        {
+            let base = Ev {
+                known: true,
+                campaign: channel.campaign,
+                ..BLANK
+            };
+            self.evs.push(Ev {
+                ts: sent,
+                kind: channel.sent,
+                ..base
+            });
+            Some((sent, Rand::new(h), base))
+        } else {
+            None
+        }
+    }
+
+    /// A click on `channel`'s message at `clicked`, and the visit it opens.
+    fn campaign_click(
+        &mut self,
+        index: u64,
+        t: &Traits,
+        base: Ev,
+        channel: &Channel,
+        clicked: i64,
+    ) {
+        self.evs.push(Ev {
+            ts: clicked,
+            kind: channel.clicked,
+            device: 1,
+            session: channel.session + 1,
+            ..base
+        });
+        self.campaign_visit(index, t, channel.session, clicked);
     }
 
     /// A short visit after a campaign click: the link identifies the customer.
