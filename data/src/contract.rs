@@ -235,20 +235,11 @@ pub fn normalise_extra_type(physical: &DataType) -> Option<DataType> {
         {
             ColumnKind::TextList.data_type()
         }
-        DataType::Boolean
-        | DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Float32
-        | DataType::Float64
-        | DataType::Decimal128(_, _)
-        | DataType::Date32 => physical.clone(),
         DataType::Float16 => DataType::Float32,
+        // The numeric types left (the other decimals and Float16 are widened above) stay.
+        t if t.is_numeric() || matches!(t, DataType::Boolean | DataType::Date32) => {
+            physical.clone()
+        }
         _ => return None,
     })
 }
@@ -265,26 +256,10 @@ pub fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
-/// Whether `t` is one of Arrow's integer, floating or decimal types.
+/// Whether `t` is one of Arrow's integer, floating or decimal types (Arrow's own
+/// [`DataType::is_numeric`], named here beside [`is_string`]).
 pub fn is_numeric(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Float16
-            | DataType::Float32
-            | DataType::Float64
-            | DataType::Decimal32(_, _)
-            | DataType::Decimal64(_, _)
-            | DataType::Decimal128(_, _)
-            | DataType::Decimal256(_, _)
-    )
+    t.is_numeric()
 }
 
 #[cfg(test)]
