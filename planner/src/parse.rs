@@ -154,6 +154,17 @@ impl Parser {
             .push(Problem::new(path, found, allowed, message));
     }
 
+    /// A problem at `path` with `value` as what was found there.
+    fn refuse(
+        &mut self,
+        path: &str,
+        value: &Json,
+        allowed: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.problem(path, found(Some(value)), allowed, message);
+    }
+
     fn syntax(&mut self, path: &str, error: Error) {
         self.problems.extend(error.into_problems(path));
     }
@@ -164,15 +175,15 @@ impl Parser {
 
     fn wrong_type(&mut self, path: &str, value: &Json, allowed: impl Into<String>) {
         let message = format!("{} is not allowed here", json_kind(value));
-        self.problem(path, found(Some(value)), allowed, message);
+        self.refuse(path, value, allowed, message);
     }
 
     fn unknown_fields(&mut self, object: &Map<String, Json>, path: &str, known: &[&str]) {
         for (key, value) in object {
             if !known.contains(&key.as_str()) {
-                self.problem(
+                self.refuse(
                     &join(path, key),
-                    found(Some(value)),
+                    value,
                     known.join(", "),
                     format!("unknown field `{key}`"),
                 );
@@ -306,9 +317,9 @@ impl Parser {
         let kind = match kinds.as_slice() {
             [kind] => *kind,
             [] => {
-                self.problem(
+                self.refuse(
                     path,
-                    found(Some(value)),
+                    value,
                     kinds_allowed,
                     "not a condition: it has none of the condition kinds",
                 );
@@ -316,9 +327,9 @@ impl Parser {
             }
             several => {
                 let names = several.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
-                self.problem(
+                self.refuse(
                     path,
-                    found(Some(value)),
+                    value,
                     kinds_allowed,
                     format!(
                         "a condition has one kind; this one has {}",
@@ -418,9 +429,9 @@ impl Parser {
         let to = self.bucket_bound(object.get("to"), &join(path, "to"));
         let (from, to) = (from?, to?);
         if from > to {
-            self.problem(
+            self.refuse(
                 path,
-                found(Some(value)),
+                value,
                 "integers with 0 <= from <= to <= 100",
                 "`from` is greater than `to`",
             );
@@ -449,12 +460,7 @@ impl Parser {
             .and_then(|i| u8::try_from(i).ok())
             .filter(|b| *b <= 100);
         if bound.is_none() {
-            self.problem(
-                path,
-                found(Some(value)),
-                allowed,
-                "not an integer from 0 to 100",
-            );
+            self.refuse(path, value, allowed, "not an integer from 0 to 100");
         }
         bound
     }
@@ -546,12 +552,7 @@ impl Parser {
     fn column_value(&mut self, op: Op, value: Option<&Json>, path: &str) -> Option<Option<Value>> {
         if !op.takes_value() {
             if let Some(value) = value {
-                self.problem(
-                    path,
-                    found(Some(value)),
-                    "nothing",
-                    format!("`{op}` takes no `value`"),
-                );
+                self.refuse(path, value, "nothing", format!("`{op}` takes no `value`"));
                 return None;
             }
             return Some(None);
@@ -649,12 +650,7 @@ impl Parser {
                 let percent = self.number(n, path)?;
                 let hundred = Decimal::from(100);
                 if percent <= Decimal::ZERO || percent > hundred {
-                    self.problem(
-                        path,
-                        found(Some(value)),
-                        allowed,
-                        "the percent is outside (0, 100]",
-                    );
+                    self.refuse(path, value, allowed, "the percent is outside (0, 100]");
                     return None;
                 }
                 Some(Value::Number(percent))
@@ -740,9 +736,9 @@ impl Parser {
             return None;
         };
         let [lo, hi] = items.as_slice() else {
-            self.problem(
+            self.refuse(
                 path,
-                found(Some(value)),
+                value,
                 allowed,
                 format!("a range has 2 ends, not {}", items.len()),
             );
@@ -761,9 +757,9 @@ impl Parser {
                 (lo <= hi).then_some(Value::InstantRange(lo, hi))
             }
             _ => {
-                self.problem(
+                self.refuse(
                     path,
-                    found(Some(value)),
+                    value,
                     allowed,
                     format!("a range of {} and {}", json_kind(lo), json_kind(hi)),
                 );
@@ -771,9 +767,9 @@ impl Parser {
             }
         };
         if range.is_none() {
-            self.problem(
+            self.refuse(
                 path,
-                found(Some(value)),
+                value,
                 allowed,
                 "the range's low end is above its high end",
             );
@@ -972,12 +968,7 @@ impl Parser {
                     .filter(|k| object.contains_key(*k))
                     .collect();
                 let [kind] = kinds.as_slice() else {
-                    self.problem(
-                        path,
-                        found(Some(value)),
-                        PERIOD_ALLOWED,
-                        "a period has exactly one kind",
-                    );
+                    self.refuse(path, value, PERIOD_ALLOWED, "a period has exactly one kind");
                     return None;
                 };
                 let inner = &object[*kind];
@@ -1043,9 +1034,9 @@ impl Parser {
                     .filter(|k| object.contains_key(*k))
                     .collect();
                 let [kind] = kinds.as_slice() else {
-                    self.problem(
+                    self.refuse(
                         path,
-                        found(Some(value)),
+                        value,
                         MEASURE_ALLOWED,
                         "a measure has exactly one kind",
                     );
