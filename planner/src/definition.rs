@@ -275,10 +275,13 @@ pub struct AttributeCondition {
 
 impl AttributeCondition {
     fn to_json(&self) -> Json {
-        let mut doc = Map::new();
-        doc.insert("attribute".into(), Json::String(self.attribute.clone()));
-        write_test(&mut doc, self.op, self.value.as_ref(), self.ignore_case);
-        Json::Object(doc)
+        test_json(
+            "attribute",
+            &self.attribute,
+            self.op,
+            self.value.as_ref(),
+            self.ignore_case,
+        )
     }
 }
 
@@ -298,14 +301,21 @@ pub struct PropertyFilter {
 
 impl PropertyFilter {
     fn to_json(&self) -> Json {
-        let mut doc = Map::new();
-        doc.insert("property".into(), Json::String(self.property.clone()));
-        write_test(&mut doc, self.op, self.value.as_ref(), self.ignore_case);
-        Json::Object(doc)
+        test_json(
+            "property",
+            &self.property,
+            self.op,
+            self.value.as_ref(),
+            self.ignore_case,
+        )
     }
 }
 
-fn write_test(doc: &mut Map<String, Json>, op: Op, value: Option<&Value>, ignore_case: bool) {
+/// `{"<key>": "<column>", "op": …, "value": …, "ignore_case": true}`: an attribute condition or
+/// a property filter (the two differ only in the key naming the column).
+fn test_json(key: &str, column: &str, op: Op, value: Option<&Value>, ignore_case: bool) -> Json {
+    let mut doc = Map::new();
+    doc.insert(key.into(), Json::String(column.into()));
     doc.insert("op".into(), Json::String(op.as_str().into()));
     if let Some(value) = value {
         doc.insert("value".into(), value.to_json());
@@ -313,6 +323,7 @@ fn write_test(doc: &mut Map<String, Json>, op: Op, value: Option<&Value>, ignore
     if ignore_case {
         doc.insert("ignore_case".into(), Json::Bool(true));
     }
+    Json::Object(doc)
 }
 
 /// A condition on the customer's events: which events (`events`, `filters`, `period`), what is
