@@ -117,13 +117,7 @@ pub fn validate_set(
     schemas: &StoreSchemas,
 ) -> Result<(), Problems> {
     let mut problems = Problems::new();
-    let prefix = |i: usize| {
-        if defs.len() > 1 {
-            format!("[{i}]")
-        } else {
-            String::new()
-        }
-    };
+    let prefix = |i: usize| set_prefix(defs, i);
 
     for (i, def) in defs.iter().enumerate() {
         // A definition read back from its own JSON must be valid; instants are written in UTC,
@@ -142,18 +136,9 @@ pub fn validate_set(
     for def in defs {
         segments.insert(&def.id, def);
     }
-    for (i, def) in defs.iter().enumerate() {
-        for (path, id) in def.references_with_paths() {
-            if !segments.contains_key(id) {
-                problems.push(Problem::new(
-                    join(&prefix(i), &path),
-                    quote(id),
-                    known_ids(segments.keys().copied()),
-                    format!("no segment `{id}` in the store or in this set"),
-                ));
-            }
-        }
-    }
+    problems.extend(missing_references(defs, &segments, &prefix, |id| {
+        format!("no segment `{id}` in the store or in this set")
+    }));
     problems.extend(cycles(defs, &segments, &prefix));
     // The re-read above and the column checks may see the same fault of a definition built in
     // code (an empty `sql`, say): report it once.
@@ -174,28 +159,13 @@ pub fn validate_set(
 /// cycle is refused (paths as in [`validate_set`]).
 pub fn dependency_order(defs: &[SegmentDefinition]) -> Result<Vec<String>, Problems> {
     let mut problems = Problems::new();
-    let prefix = |i: usize| {
-        if defs.len() > 1 {
-            format!("[{i}]")
-        } else {
-            String::new()
-        }
-    };
+    let prefix = |i: usize| set_prefix(defs, i);
     problems.extend(duplicate_ids(defs, &prefix));
     let segments: BTreeMap<&str, &SegmentDefinition> =
         defs.iter().map(|d| (d.id.as_str(), d)).collect();
-    for (i, def) in defs.iter().enumerate() {
-        for (path, id) in def.references_with_paths() {
-            if !segments.contains_key(id) {
-                problems.push(Problem::new(
-                    join(&prefix(i), &path),
-                    quote(id),
-                    known_ids(segments.keys().copied()),
-                    format!("`{id}` is referred to but not among the definitions ordered"),
-                ));
-            }
-        }
-    }
+    problems.extend(missing_references(defs, &segments, &prefix, |id| {
+        format!("`{id}` is referred to but not among the definitions ordered")
+    }));
     problems.extend(cycles(defs, &segments, &prefix));
     if !problems.is_empty() {
         return Err(problems);
@@ -231,6 +201,40 @@ pub fn dependency_order(defs: &[SegmentDefinition]) -> Result<Vec<String>, Probl
 }
 
 /// Two definitions of one set with the same id: the later one is refused.
+/// What the paths of the `i`-th definition of `defs` start with: `[i]` in a set of several,
+/// nothing for a lone definition.
+fn set_prefix(defs: &[SegmentDefinition], i: usize) -> String {
+    if defs.len() > 1 {
+        format!("[{i}]")
+    } else {
+        String::new()
+    }
+}
+
+/// A problem at every reference of `defs` to a segment that `segments` does not hold, with
+/// the message `missing` gives for the id.
+fn missing_references(
+    defs: &[SegmentDefinition],
+    segments: &BTreeMap<&str, &SegmentDefinition>,
+    prefix: &dyn Fn(usize) -> String,
+    missing: impl Fn(&str) -> String,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, def) in defs.iter().enumerate() {
+        for (path, id) in def.references_with_paths() {
+            if !segments.contains_key(id) {
+                problems.push(Problem::new(
+                    join(&prefix(i), &path),
+                    quote(id),
+                    known_ids(segments.keys().copied()),
+                    missing(id),
+                ));
+            }
+        }
+    }
+    problems
+}
+
 fn duplicate_ids(defs: &[SegmentDefinition], prefix: &dyn Fn(usize) -> String) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (i, def) in defs.iter().enumerate() {
