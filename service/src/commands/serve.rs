@@ -334,7 +334,7 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
         println!("try:");
         println!("  curl -s {base}/v1/segments");
         if let Some((segment, member)) = &example {
-            let member = encode(member);
+            let member = crate::http::encode_path_segment(member);
             println!("  curl -s '{base}/v1/segments/{segment}/members?limit=5'");
             println!("  curl -s {base}/v1/segments/{segment}/members/{member}");
             println!("  curl -s '{base}/v1/segments/{segment}/members/{member}?explain=true'");
@@ -348,17 +348,4 @@ pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
         println!("Ctrl-C stops it.");
     })
     .await
-}
-
-/// Percent-encodes a path segment (customer ids may hold Turkish letters).
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

@@ -164,3 +164,18 @@ async fn record_request(
     tracing::debug!(%method, route, status, micros = elapsed.as_micros() as u64, "request");
     response
 }
+
+/// Percent-encodes `text` as one path segment of this API's URLs: every byte but ASCII letters,
+/// digits and `-_.~` as `%XX`. Customer ids may hold Turkish letters or slashes, and the
+/// `curl` lines `kitle demo` prints (and the tests' requests) must still reach the right route.
+pub fn encode_path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
