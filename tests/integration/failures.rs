@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::http::{client, code, get, serve, store_dir};
-use crate::support::kitle;
+use crate::support::http::{call, client, enc, get, put, serve, store_dir};
+use crate::support::{kitle, kitle_ok};
 
 /// A definition whose `sql` condition (the second of an `all`) does not plan, another that
 /// writes, another that returns no `customer_id`.
@@ -33,14 +33,7 @@ async fn sql_problems_are_reported_at_the_sql_path_with_the_query() {
         ("SELECT email FROM customers", "no customer_id column"),
     ] {
         let body = json!({"condition": {"all": [granted, {"sql": sql}]}});
-        let (status, code_, answer) = code(
-            c.put(s.url("/v1/segments/bad-sql"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, code_, answer) = call(c.put(s.url("/v1/segments/bad-sql")).json(&body)).await;
         assert_eq!(
             (status, code_.as_str()),
             (400, "invalid_definition"),
@@ -103,19 +96,11 @@ async fn a_store_failure_while_refreshing_is_the_services_not_the_callers() {
     let s = serve(dir.path(), &[]);
     let c = client();
     let viewed = json!({"condition": {"event": "product_viewed", "op": "gte", "value": 1}});
-    let r = c
-        .put(s.url("/v1/segments/viewers"))
-        .json(&viewed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "the definition itself is fine");
-    let (status, code_, body) = code(
+    let (status, answer) = put(&c, s.url("/v1/segments/viewers"), &viewed).await;
+    assert_eq!(status, 201, "the definition itself is fine: {answer}");
+    let (status, code_, body) = call(
         c.post(s.url("/v1/segments/viewers/refresh"))
-            .json(&json!({"as_of": "2025-12-01T12:00:00Z"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"as_of": "2025-12-01T12:00:00Z"})),
     )
     .await;
     assert_eq!((status, code_.as_str()), (500, "store_error"), "{body}");
@@ -143,12 +128,9 @@ async fn a_preview_stops_at_its_time_limit() {
     let c = client();
     let cross = "SELECT e1.customer_id FROM events e1, events e2, events e3 WHERE e1.event_id <> e3.event_id";
     let started = Instant::now();
-    let (status, code_, body) = code(
+    let (status, code_, body) = call(
         c.post(s.url("/v1/segments/preview"))
-            .json(&json!({"definition": {"id": "cross", "condition": {"sql": cross}}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"definition": {"id": "cross", "condition": {"sql": cross}}})),
     )
     .await;
     let took = started.elapsed();
@@ -173,15 +155,7 @@ async fn a_preview_stops_at_its_time_limit() {
 fn a_refresh_under_a_memory_limit_spills_or_fails_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
-    let ok = |args: &[&str], env: &[(&str, String)]| {
-        let out = kitle(args, env, cwd);
-        assert!(
-            out.status.success(),
-            "kitle {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    };
+    let ok = |args: &[&str], env: &[(&str, String)]| kitle_ok(args, env, cwd);
     ok(
         &[
             "generate",
@@ -211,12 +185,11 @@ fn a_refresh_under_a_memory_limit_spills_or_fails_naming_the_key() {
     );
     let stderr = String::from_utf8_lossy(&limited.stderr).to_string();
     if limited.status.success() {
-        let spilled = ok(&["members", "heavy", "--format", "csv"], &[]).stdout;
+        let spilled = ok(&["members", "heavy", "--format", "csv"], &[]);
         ok(&["refresh", "heavy", at[0], at[1]], &[]);
-        let unlimited = ok(&["members", "heavy", "--format", "csv"], &[]).stdout;
-        let ids = |csv: &[u8]| -> Vec<String> {
-            String::from_utf8_lossy(csv)
-                .lines()
+        let unlimited = ok(&["members", "heavy", "--format", "csv"], &[]);
+        let ids = |csv: &str| -> Vec<String> {
+            csv.lines()
                 .map(|l| l.split(',').next().unwrap().to_string())
                 .collect()
         };
@@ -241,12 +214,7 @@ async fn entity_tags_survive_restarts_and_change_with_the_versions() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let out = kitle(args, &[], dir.path());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        kitle_ok(args, &[], dir.path());
     };
     run(&["segment", "put", file.to_str().unwrap()]);
     run(&["refresh", "--as-of", "2025-11-20T00:00:00Z"]);
@@ -259,10 +227,7 @@ async fn entity_tags_survive_restarts_and_change_with_the_versions() {
             .unwrap()
             .to_string();
         let r = c
-            .get(s.url(&format!(
-                "/v1/customers/{}/segments",
-                crate::http::enc(&customer)
-            )))
+            .get(s.url(&format!("/v1/customers/{}/segments", enc(&customer))))
             .send()
             .await
             .unwrap();
@@ -273,14 +238,11 @@ async fn entity_tags_survive_restarts_and_change_with_the_versions() {
         let tag = first.clone();
         let customer = customer.clone();
         async move {
-            c.get(format!(
-                "{base}/v1/customers/{}/segments",
-                crate::http::enc(&customer)
-            ))
-            .header("if-none-match", tag)
-            .send()
-            .await
-            .unwrap()
+            c.get(format!("{base}/v1/customers/{}/segments", enc(&customer)))
+                .header("if-none-match", tag)
+                .send()
+                .await
+                .unwrap()
         }
     };
     {

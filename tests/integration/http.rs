@@ -5,116 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{Server, conformance_store, copy_tree, kitle, shared_dir};
+use crate::support::http::{
+    all_pages, call, client, enc, get, ids, json_of, post, put, scenario, serve, store_dir, text_of,
+};
+use crate::support::{Server, kitle, kitle_ok};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-pub(crate) const WAIT: Duration = Duration::from_secs(90);
-
-pub(crate) fn cases() -> Value {
-    let text = std::fs::read_to_string(shared_dir().join("conformance/cases.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-pub(crate) fn scenario(name: &str) -> Value {
-    cases()["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap()
-        .clone()
-}
-
-/// A copy of the conformance store in a temporary folder with a `kitle.toml` (scheduler off
-/// unless `config` says otherwise).
-pub(crate) fn store_dir(config: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&conformance_store(), &dir.path().join("store"));
-    std::fs::write(
-        dir.path().join("kitle.toml"),
-        format!("store = \"store\"\n{config}"),
-    )
-    .unwrap();
-    dir
-}
-
-pub(crate) fn serve(dir: &Path, env: &[(&str, String)]) -> Server {
-    Server::start(&["serve"], env, dir, None, WAIT)
-}
-
-pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
-}
-
-pub(crate) async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value)
-}
-
-pub(crate) async fn get(c: &reqwest::Client, url: String) -> (StatusCode, Value) {
-    json_of(c.get(url).send().await.unwrap()).await
-}
-
-pub(crate) async fn post(c: &reqwest::Client, url: String, body: Value) -> (StatusCode, Value) {
-    json_of(c.post(url).json(&body).send().await.unwrap()).await
-}
-
-pub(crate) fn ids(list: &Value) -> Vec<String> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
-}
-
-pub(crate) fn enc(id: &str) -> String {
-    id.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// Every member of `segment`, following cursors with pages of `limit`.
-pub(crate) async fn all_pages(
-    c: &reqwest::Client,
-    s: &Server,
-    segment: &str,
-    limit: usize,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..1000 {
-        let mut url = s.url(&format!("/v1/segments/{segment}/members?limit={limit}"));
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let (status, page) = get(c, url).await;
-        assert_eq!(status, 200, "{page}");
-        let members = page["members"].as_array().unwrap();
-        assert!(members.len() <= limit);
-        out.extend(
-            members
-                .iter()
-                .map(|m| m["customer_id"].as_str().unwrap().to_string()),
-        );
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => return out,
-        }
-    }
-    panic!("the listing of {segment} does not end");
-}
 
 /// Scenario A through HTTP: put every segment, refresh at its `as_of`, then every read route
 /// against the expected members.
@@ -132,23 +28,13 @@ async fn every_route_answers_from_the_refreshed_memberships() {
         if i % 2 == 0 {
             body.as_object_mut().unwrap().remove("id");
         }
-        let r = c
-            .put(s.url(&format!("/v1/segments/{id}")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "{id}: {}", r.text().await.unwrap());
+        let (status, answer) = put(&c, s.url(&format!("/v1/segments/{id}")), &body).await;
+        assert_eq!(status, 201, "{id}: {answer}");
     }
     let first = &a["segments"][0];
     let first_id = first["id"].as_str().unwrap();
-    let r = c
-        .put(s.url(&format!("/v1/segments/{first_id}")))
-        .json(first)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (status, _) = put(&c, s.url(&format!("/v1/segments/{first_id}")), first).await;
+    assert_eq!(status, 200);
 
     // Before the first refresh: listed with no size; lookups say no.
     let (_, list) = get(&c, s.url("/v1/segments")).await;
@@ -428,14 +314,7 @@ async fn every_route_answers_from_the_refreshed_memberships() {
         (status, health["status"].clone()),
         (StatusCode::OK, json!("ok"))
     );
-    let metrics = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(&c, s.url("/metrics")).await;
     assert!(
         metrics.contains("kitle_http_request_duration_seconds_bucket")
             && metrics.contains("route=\"/v1/segments/{id}/members/{customer_id}\""),
@@ -481,13 +360,6 @@ fn expected_definition(scenario: &Value, id: &str) -> Value {
         .clone()
 }
 
-pub(crate) async fn code(response: reqwest::Response) -> (u16, String, Value) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    let code = body["error"]["code"].as_str().unwrap_or("").to_string();
-    (status, code, body)
-}
-
 /// Bad input gets a JSON error with a stable code and a 4xx status, and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_stable_error_codes() {
@@ -499,30 +371,23 @@ async fn bad_input_gets_stable_error_codes() {
     let c = client();
     let segments = b["segments"].as_array().unwrap();
     for d in segments {
-        let r = c
-            .put(s.url(&format!("/v1/segments/{}", d["id"].as_str().unwrap())))
-            .json(d)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        let (status, _) = put(
+            &c,
+            s.url(&format!("/v1/segments/{}", d["id"].as_str().unwrap())),
+            d,
+        )
+        .await;
+        assert_eq!(status, 201);
     }
-    let put = |id: &str, body: Value| {
-        c.put(s.url(&format!("/v1/segments/{id}")))
-            .json(&body)
-            .send()
-    };
+    let put_segment =
+        |id: &str, body: Value| c.put(s.url(&format!("/v1/segments/{id}"))).json(&body);
 
     // An invalid definition: 400 with every problem and its JSON path.
-    let (status, code_, body) = code(
-        put(
-            "broken",
-            json!({"condition": {"all": [{"event": "order_created", "period": {"last": "3 weeks"}},
+    let (status, code_, body) = call(put_segment(
+        "broken",
+        json!({"condition": {"all": [{"event": "order_created", "period": {"last": "3 weeks"}},
                 {"event": "order_created", "op": "gtee", "value": 1}]}}),
-        )
-        .await
-        .unwrap(),
-    )
+    ))
     .await;
     assert_eq!(
         (status, code_.as_str()),
@@ -538,14 +403,10 @@ async fn bad_input_gets_stable_error_codes() {
     assert!(paths.contains("condition.all[0].period.last"), "{body}");
     assert!(paths.contains("condition.all[1].op"), "{body}");
     // Checked against the store's schema too.
-    let (status, code_, body) = code(
-        put(
-            "broken",
-            json!({"condition": {"attribute": "no_such_column", "op": "eq", "value": 1}}),
-        )
-        .await
-        .unwrap(),
-    )
+    let (status, code_, body) = call(put_segment(
+        "broken",
+        json!({"condition": {"attribute": "no_such_column", "op": "eq", "value": 1}}),
+    ))
     .await;
     assert_eq!(
         (status, code_.as_str()),
@@ -558,60 +419,38 @@ async fn bad_input_gets_stable_error_codes() {
     );
 
     // The body's id differs from the path's.
-    let (status, code_, _) = code(
-        put(
-            "one",
-            json!({"id": "two", "condition": {"segment": "consent-granted"}}),
-        )
-        .await
-        .unwrap(),
-    )
+    let (status, code_, _) = call(put_segment(
+        "one",
+        json!({"id": "two", "condition": {"segment": "consent-granted"}}),
+    ))
     .await;
     assert_eq!((status, code_.as_str()), (400, "id_mismatch"));
 
     // Not JSON; too large.
-    let (status, code_, _) = code(
-        c.put(s.url("/v1/segments/x"))
-            .body("{not json")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code_, _) = call(c.put(s.url("/v1/segments/x")).body("{not json")).await;
     assert_eq!((status, code_.as_str()), (400, "invalid_json"));
     let huge = json!({"condition": {"sql": format!("SELECT customer_id FROM customers WHERE '{}' <> ''", "x".repeat(70_000))}});
-    let (status, code_, _) = code(put("huge", huge).await.unwrap()).await;
+    let (status, code_, _) = call(put_segment("huge", huge)).await;
     assert_eq!((status, code_.as_str()), (413, "payload_too_large"));
 
     // Unknown segment; unknown route.
-    let (status, code_, _) = code(c.get(s.url("/v1/segments/nope")).send().await.unwrap()).await;
+    let (status, code_, _) = call(c.get(s.url("/v1/segments/nope"))).await;
     assert_eq!((status, code_.as_str()), (404, "segment_not_found"));
-    let (status, code_, _) = code(
-        c.get(s.url("/v1/segments/nope/members/c1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code_, _) = call(c.get(s.url("/v1/segments/nope/members/c1"))).await;
     assert_eq!((status, code_.as_str()), (404, "segment_not_found"));
-    let (status, code_, _) = code(c.get(s.url("/v2/nothing")).send().await.unwrap()).await;
+    let (status, code_, _) = call(c.get(s.url("/v2/nothing"))).await;
     assert_eq!((status, code_.as_str()), (404, "not_found"));
 
     // A segment others refer to cannot be removed; removal of a free one works.
-    let r = put(
+    let r = put_segment(
         "refers",
         json!({"condition": {"segment": "consent-granted"}}),
     )
+    .send()
     .await
     .unwrap();
     assert_eq!(r.status(), 201);
-    let (status, code_, body) = code(
-        c.delete(s.url("/v1/segments/consent-granted"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code_, body) = call(c.delete(s.url("/v1/segments/consent-granted"))).await;
     assert_eq!((status, code_.as_str()), (409, "segment_in_use"));
     assert_eq!(body["error"]["details"][0]["referenced_by"], "refers");
     let r = c.delete(s.url("/v1/segments/refers")).send().await.unwrap();
@@ -626,39 +465,24 @@ async fn bad_input_gets_stable_error_codes() {
         "SET datafusion.execution.batch_size = 1",
         "COPY (SELECT 1) TO '/tmp/x.csv'",
     ] {
-        let (status, code_, body) = code(
-            c.post(s.url("/v1/sql"))
-                .json(&json!({"sql": statement}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, code_, body) =
+            call(c.post(s.url("/v1/sql")).json(&json!({"sql": statement}))).await;
         assert_eq!(status, 400, "{statement}: {body}");
         assert!(
             ["sql_refused", "sql_error"].contains(&code_.as_str()),
             "{statement}: {body}"
         );
     }
-    let (status, code_, _) = code(
+    let (status, code_, _) = call(
         c.post(s.url("/v1/sql"))
-            .json(&json!({"sql": "SELECT nope FROM nowhere"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"sql": "SELECT nope FROM nowhere"})),
     )
     .await;
     assert_eq!((status, code_.as_str()), (400, "sql_error"));
 
     // Queries beyond the configured memory and time limits are stopped.
-    let (status, code_, body) = code(
-        c.post(s.url("/v1/sql"))
-            .json(&json!({"sql": "SELECT count(*) FROM generate_series(1, 3000000) a JOIN generate_series(1, 3000000) b ON a.value = b.value"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code_, body) = call(c.post(s.url("/v1/sql"))
+            .json(&json!({"sql": "SELECT count(*) FROM generate_series(1, 3000000) a JOIN generate_series(1, 3000000) b ON a.value = b.value"}))).await;
     assert_eq!(
         (status, code_.as_str()),
         (400, "sql_resource_limit"),
@@ -667,39 +491,20 @@ async fn bad_input_gets_stable_error_codes() {
     // 4·10¹⁰ pairs: hours without the limit, so the answer's code is the proof that the limit
     // stopped it (no wall-clock bound here: one poll of the nested-loop join is seconds of work
     // on a loaded machine, and that is when the deadline is looked at).
-    let (status, code_, body) = code(
-        c.post(s.url("/v1/sql"))
-            .json(&json!({"sql": "SELECT count(*) FROM generate_series(1, 200000) a, generate_series(1, 200000) b WHERE a.value + b.value = 7"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code_, body) = call(c.post(s.url("/v1/sql"))
+            .json(&json!({"sql": "SELECT count(*) FROM generate_series(1, 200000) a, generate_series(1, 200000) b WHERE a.value + b.value = 7"}))).await;
     assert_eq!((status, code_.as_str()), (400, "sql_time_limit"), "{body}");
 
     // Bad cursors and instants.
-    let (status, code_, _) = code(
-        c.get(s.url("/v1/segments/consent-granted/members?cursor=zz"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code_, _) =
+        call(c.get(s.url("/v1/segments/consent-granted/members?cursor=zz"))).await;
     assert_eq!((status, code_.as_str()), (400, "invalid_cursor"));
-    let (status, code_, _) = code(
-        c.get(s.url("/v1/segments/consent-granted/changes?since=99-0"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code_, _) =
+        call(c.get(s.url("/v1/segments/consent-granted/changes?since=99-0"))).await;
     assert_eq!((status, code_.as_str()), (400, "invalid_cursor"));
-    let (status, code_, _) = code(
+    let (status, code_, _) = call(
         c.post(s.url("/v1/refresh"))
-            .json(&json!({"as_of": "yesterday"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"as_of": "yesterday"})),
     )
     .await;
     assert_eq!((status, code_.as_str()), (400, "invalid_parameter"));
@@ -730,24 +535,18 @@ async fn tokens_grant_read_and_admin_scopes() {
     let c = client();
     let definition =
         json!({"condition": {"attribute": "email_consent", "op": "eq", "value": "granted"}});
-    let (status, code_, _) = code(c.get(s.url("/v1/segments")).send().await.unwrap()).await;
+    let (status, code_, _) = call(c.get(s.url("/v1/segments"))).await;
     assert_eq!((status, code_.as_str()), (401, "unauthorized"));
-    let (status, code_, _) = code(
+    let (status, code_, _) = call(
         c.get(s.url("/v1/segments"))
-            .bearer_auth("wrong-token-0123456789")
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth("wrong-token-0123456789"),
     )
     .await;
     assert_eq!((status, code_.as_str()), (401, "unauthorized"));
-    let (status, code_, _) = code(
+    let (status, code_, _) = call(
         c.put(s.url("/v1/segments/granted"))
             .bearer_auth(read)
-            .json(&definition)
-            .send()
-            .await
-            .unwrap(),
+            .json(&definition),
     )
     .await;
     assert_eq!((status, code_.as_str()), (403, "forbidden"));
@@ -759,12 +558,9 @@ async fn tokens_grant_read_and_admin_scopes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let (status, code_, _) = code(
+    let (status, code_, _) = call(
         c.post(s.url("/v1/segments/granted/refresh"))
-            .bearer_auth(read)
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(read),
     )
     .await;
     assert_eq!((status, code_.as_str()), (403, "forbidden"));
@@ -818,13 +614,8 @@ async fn change_feed_delivers_every_change_exactly_once() {
     let s = serve(dir.path(), &[]);
     let c = client();
     let id = "ordered-recently";
-    let r = c
-        .put(s.url(&format!("/v1/segments/{id}")))
-        .json(&json!({"condition": {"event": "order_created", "op": "gte", "value": 1, "period": {"last": "21d"}}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let (status, _) = put(&c, s.url(&format!("/v1/segments/{id}")), &json!({"condition": {"event": "order_created", "op": "gte", "value": 1, "period": {"last": "21d"}}})).await;
+    assert_eq!(status, 201);
 
     let instants = [
         "2025-10-20T00:00:00Z",
@@ -953,13 +744,13 @@ async fn lookups_during_refreshes_see_whole_versions() {
     let condition =
         json!({"event": "order_created", "op": "gte", "value": 1, "period": {"last": "14d"}});
     for id in ["twin-a", "twin-b"] {
-        let r = c
-            .put(s.url(&format!("/v1/segments/{id}")))
-            .json(&json!({"condition": condition}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        let (status, _) = put(
+            &c,
+            s.url(&format!("/v1/segments/{id}")),
+            &json!({"condition": condition}),
+        )
+        .await;
+        assert_eq!(status, 201);
     }
     let customers: Vec<String> = {
         let (_, result) = post(
@@ -1066,33 +857,17 @@ async fn a_failed_refresh_keeps_the_previous_memberships_served() {
     let c = client();
     let id = "granted";
     let good = json!({"condition": {"attribute": "email_consent", "op": "eq", "value": "granted"}});
-    let r = c
-        .put(s.url(&format!("/v1/segments/{id}")))
-        .json(&good)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let (status, _) = put(&c, s.url(&format!("/v1/segments/{id}")), &good).await;
+    assert_eq!(status, 201);
     let (status, _) = post(&c, s.url(&format!("/v1/segments/{id}/refresh")), json!({})).await;
     assert_eq!(status, 200);
     let before = all_pages(&c, &s, id, 1000).await;
     assert!(!before.is_empty());
     // Plans, but fails while running: customer ids are not numbers.
     let failing = json!({"condition": {"sql": "SELECT customer_id FROM customers WHERE CAST(customer_id AS INT) > 0"}});
-    let r = c
-        .put(s.url(&format!("/v1/segments/{id}")))
-        .json(&failing)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let (status, code_, body) = code(
-        c.post(s.url(&format!("/v1/segments/{id}/refresh")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = put(&c, s.url(&format!("/v1/segments/{id}")), &failing).await;
+    assert_eq!(status, 200);
+    let (status, code_, body) = call(c.post(s.url(&format!("/v1/segments/{id}/refresh")))).await;
     assert_eq!(
         (status, code_.as_str()),
         (500, "execution_failed"),
@@ -1101,14 +876,7 @@ async fn a_failed_refresh_keeps_the_previous_memberships_served() {
     assert_eq!(all_pages(&c, &s, id, 1000).await, before);
     let (_, history) = get(&c, s.url(&format!("/v1/segments/{id}/history"))).await;
     assert_eq!(history["refreshes"].as_array().unwrap().len(), 1);
-    let metrics = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(&c, s.url("/metrics")).await;
     assert!(
         metrics.contains("kitle_refreshes_total{trigger=\"http\",status=\"failed\"} 1"),
         "{metrics}"
@@ -1136,12 +904,7 @@ async fn the_scheduler_refreshes_segments_that_are_due() {
             json!({"id": id, "refresh": refresh, "condition": condition}).to_string(),
         )
         .unwrap();
-        let out = kitle(&["segment", "put", file.to_str().unwrap()], &[], dir.path());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        kitle_ok(&["segment", "put", file.to_str().unwrap()], &[], dir.path());
     };
     put("hourly-one", "hourly", &granted);
     put("manual-one", "manual", &granted);
@@ -1172,14 +935,7 @@ async fn the_scheduler_refreshes_segments_that_are_due() {
     // with growing waits (1 s, 2 s, … here), not at every tick.
     let (_, broken) = get(&c, s.url("/v1/segments/broken-hourly/history")).await;
     assert_eq!(broken["refreshes"], json!([]));
-    let metrics = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(&c, s.url("/metrics")).await;
     assert!(
         metrics.contains("kitle_refreshes_total{trigger=\"schedule\",status=\"ok\"} 1"),
         "{metrics}"
@@ -1199,12 +955,7 @@ async fn the_scheduler_refreshes_segments_that_are_due() {
     );
 
     // A refresh by another process (the CLI) is picked up at a tick.
-    let out = kitle(&["refresh", "manual-one"], &[], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kitle_ok(&["refresh", "manual-one"], &[], dir.path());
     let mut seen = false;
     for _ in 0..60 {
         let (_, manual) = get(&c, s.url("/v1/segments/manual-one/history")).await;

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{Server, kitle};
+use crate::support::{Server, http, kitle};
 use serde_json::{Value, json};
 
 fn run(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
@@ -153,26 +153,20 @@ async fn identity_is_the_stores_setting_and_stitching_follows_it() {
 
     // A sequence explained: the steps reached and when.
     let s = Server::start(&["serve"], &[], d, None, Duration::from_secs(90));
-    let c = reqwest::Client::new();
-    let members: Value = c
-        .get(s.url("/v1/segments/funnel-view-cart-order-7d/members?limit=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let c = http::client();
+    let (_, members) = http::get(
+        &c,
+        s.url("/v1/segments/funnel-view-cart-order-7d/members?limit=1"),
+    )
+    .await;
     let member = members["members"][0]["customer_id"].as_str().unwrap();
-    let explained: Value = c
-        .get(s.url(&format!(
+    let (_, explained) = http::get(
+        &c,
+        s.url(&format!(
             "/v1/segments/funnel-view-cart-order-7d/members/{member}?explain=true"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        )),
+    )
+    .await;
     let report = &explained["conditions"][0];
     assert_eq!(report["held"], json!(true), "{explained}");
     let steps: Vec<&str> = report["rank_or_follow_ups"]

@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    Server, conformance_store, copy_tree, fixture, kitle, kitle_binary, shared_dir,
-};
+use crate::support::{Server, fixture, http, kitle_binary, kitle_ok};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -18,23 +16,8 @@ const ADMIN_TOKEN: &str = "admin-token-for-the-pg-tests";
 /// A served store: the conformance store with scenario A's segments refreshed (so
 /// `memberships`, `segment_changes` and `segments` have rows), and `config` in kitle.toml.
 fn store_dir(config: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&conformance_store(), &dir.path().join("store"));
-    std::fs::write(
-        dir.path().join("kitle.toml"),
-        format!("store = \"store\"\n{config}"),
-    )
-    .unwrap();
-    let cases: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared_dir().join("conformance/cases.json")).unwrap(),
-    )
-    .unwrap();
-    let a = cases["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "A")
-        .unwrap();
+    let dir = http::store_dir(config);
+    let a = http::scenario("A");
     let mut files = Vec::new();
     for (i, segment) in a["segments"].as_array().unwrap().iter().enumerate() {
         let file = dir.path().join(format!("segment-{i}.json"));
@@ -43,21 +26,11 @@ fn store_dir(config: &str) -> tempfile::TempDir {
     }
     let mut put = vec!["segment", "put"];
     put.extend(files.iter().map(String::as_str));
-    let out = kitle(&put, &[], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = kitle(
+    kitle_ok(&put, &[], dir.path());
+    kitle_ok(
         &["refresh", "--as-of", a["as_of"].as_str().unwrap()],
         &[],
         dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     dir
 }
