@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::support::{S3Server, kitle};
+use crate::support::{S3Server, kitle, kitle_ok};
 use kitle_data::Store;
 use kitle_data::contract::ContractTable;
 use kitle_data::files::FooterCache;
@@ -24,15 +24,13 @@ const GENERATE: &[&str] = &[
     "2025-11-30",
 ];
 
-fn run_ok(args: &[&str], env: &[(&str, String)], cwd: &Path) -> String {
-    let out = kitle(args, env, cwd);
-    assert!(
-        out.status.success(),
-        "kitle {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+/// The CSV answer of `kitle sql QUERY --store STORE`.
+fn sql_csv(query: &str, store: &str, cwd: &Path) -> String {
+    kitle_ok(
+        &["sql", query, "--format", "csv", "--store", store],
+        &[],
+        cwd,
+    )
 }
 
 fn event_counts(csv: &str) -> BTreeMap<String, u64> {
@@ -73,14 +71,14 @@ async fn generate_then_sql_on_a_local_store() {
     let store_arg = store.display().to_string();
     let mut args: Vec<&str> = GENERATE.to_vec();
     args.extend(["--store", &store_arg]);
-    run_ok(&args, &[], dir.path());
+    kitle_ok(&args, &[], dir.path());
 
     // Same arguments, same bytes.
     let again = dir.path().join("again");
     let again_arg = again.display().to_string();
     let mut args2: Vec<&str> = GENERATE.to_vec();
     args2.extend(["--store", &again_arg]);
-    run_ok(&args2, &[], dir.path());
+    kitle_ok(&args2, &[], dir.path());
     let (a, b) = (files_of(&store), files_of(&again));
     assert!(
         a.len() > 30,
@@ -101,18 +99,7 @@ async fn generate_then_sql_on_a_local_store() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--overwrite"));
 
     // Every event type of the contract is there.
-    let csv = run_ok(
-        &[
-            "sql",
-            COUNT_BY_TYPE,
-            "--format",
-            "csv",
-            "--store",
-            &store_arg,
-        ],
-        &[],
-        dir.path(),
-    );
+    let csv = sql_csv(COUNT_BY_TYPE, &store_arg, dir.path());
     let counts = event_counts(&csv);
     for t in EVENT_TYPES {
         assert!(
@@ -122,7 +109,7 @@ async fn generate_then_sql_on_a_local_store() {
     }
 
     // KITLE_STORE and kitle.toml name the store as well as --store does.
-    let via_env = run_ok(
+    let via_env = kitle_ok(
         &["sql", COUNT_BY_TYPE, "--format", "csv"],
         &[("KITLE_STORE", store_arg.clone())],
         dir.path(),
@@ -133,7 +120,7 @@ async fn generate_then_sql_on_a_local_store() {
         format!("store = {store_arg:?}\n"),
     )
     .unwrap();
-    let via_file = run_ok(&["sql", COUNT_BY_TYPE, "--format", "csv"], &[], dir.path());
+    let via_file = kitle_ok(&["sql", COUNT_BY_TYPE, "--format", "csv"], &[], dir.path());
     assert_eq!(via_file, csv);
 
     // Contract properties of the generated shop, through the library.
@@ -154,29 +141,15 @@ async fn generate_then_sql_on_a_local_store() {
         raw > total,
         "the generator redelivers some events ({raw} raw rows, {total} events)"
     );
-    let dupes = run_ok(
-        &[
-            "sql",
-            "SELECT count(*) - count(DISTINCT event_id) AS d FROM events",
-            "--format",
-            "csv",
-            "--store",
-            &store_arg,
-        ],
-        &[],
+    let dupes = sql_csv(
+        "SELECT count(*) - count(DISTINCT event_id) AS d FROM events",
+        &store_arg,
         dir.path(),
     );
     assert_eq!(dupes.lines().nth(1), Some("0"));
-    let customers = run_ok(
-        &[
-            "sql",
-            "SELECT count(*), count(DISTINCT customer_id) FROM customers",
-            "--format",
-            "csv",
-            "--store",
-            &store_arg,
-        ],
-        &[],
+    let customers = sql_csv(
+        "SELECT count(*), count(DISTINCT customer_id) FROM customers",
+        &store_arg,
         dir.path(),
     );
     assert_eq!(customers.lines().nth(1), Some("600,600"), "{customers}");
@@ -221,7 +194,7 @@ async fn generate_then_sql_on_a_local_store() {
     );
 
     // JSON output is one document.
-    let json = run_ok(
+    let json = kitle_ok(
         &[
             "sql",
             "SELECT 1 AS one, 'İğdır' AS city",
@@ -283,8 +256,8 @@ async fn generate_then_sql_on_s3() {
     let url = "s3://kitle/tenants/demo";
     let mut args: Vec<&str> = GENERATE.to_vec();
     args.extend(["--store", url]);
-    run_ok(&args, &env, dir.path());
-    let csv = run_ok(
+    kitle_ok(&args, &env, dir.path());
+    let csv = kitle_ok(
         &["sql", COUNT_BY_TYPE, "--format", "csv", "--store", url],
         &env,
         dir.path(),
@@ -315,11 +288,7 @@ async fn generate_then_sql_on_s3() {
     let local = dir.path().join("local").display().to_string();
     let mut args: Vec<&str> = GENERATE.to_vec();
     args.extend(["--store", &local]);
-    run_ok(&args, &[], dir.path());
-    let local_csv = run_ok(
-        &["sql", COUNT_BY_TYPE, "--format", "csv", "--store", &local],
-        &[],
-        dir.path(),
-    );
+    kitle_ok(&args, &[], dir.path());
+    let local_csv = sql_csv(COUNT_BY_TYPE, &local, dir.path());
     assert_eq!(csv, local_csv);
 }

@@ -10,20 +10,19 @@
 //!   definitions over a generated shop.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use crate::support::arbitrary::{Edges, arb_definition};
 use crate::support::reference::reference_members;
-use crate::support::{conformance_store, copy_tree, shared_dir};
+use crate::support::{conformance_store, copy_tree, local_store, shared_dir};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::TimestampMicrosecondType;
+use kitle_data::Store;
 use kitle_data::files::FooterCache;
 use kitle_data::generate::GenerateOptions;
 use kitle_data::identity::Identity;
 use kitle_data::tables::ContractTables;
-use kitle_data::{Store, StoreConfig};
 use kitle_planner::{SegmentDefinition, StoreSchemas, parse_definition, validate_set};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -32,14 +31,6 @@ use serde_json::{Value as Json, json};
 fn cases() -> Json {
     let text = std::fs::read_to_string(shared_dir().join("conformance/cases.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn open_store(root: &Path) -> Store {
-    Store::open(&StoreConfig {
-        url: root.display().to_string(),
-        ..StoreConfig::default()
-    })
-    .unwrap()
 }
 
 /// What differs between two member lists, for failure messages.
@@ -65,7 +56,7 @@ async fn reference_evaluator_matches_every_conformance_case() {
         let as_of: DateTime<Utc> = scenario["as_of"].as_str().unwrap().parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&conformance_store(), dir.path());
-        let store = open_store(dir.path());
+        let store = local_store(dir.path());
         let definitions: Vec<SegmentDefinition> = scenario["segments"]
             .as_array()
             .unwrap()
@@ -289,20 +280,13 @@ struct Shop {
 }
 
 async fn generated_shop(seed: u64) -> Shop {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(dir.path());
-    let options = GenerateOptions {
+    let (dir, store, tables) = crate::support::generated_shop(&GenerateOptions {
         customers: 300,
         days: 40,
         seed,
         end: NaiveDate::from_ymd_opt(2025, 12, 1).unwrap(),
-    };
-    kitle_data::generate::generate(&store, &options, &kitle_data::NoProgress)
-        .await
-        .unwrap();
-    let tables = ContractTables::load(&store, &FooterCache::new())
-        .await
-        .unwrap();
+    })
+    .await;
     let ctx = kitle_data::session::new_context(&store);
     tables.register(&ctx).unwrap();
     let mut ids = Vec::new();

@@ -456,18 +456,8 @@ fn a_killed_erasure_is_all_or_nothing_and_a_rerun_finishes_it() {
         let dir = tempfile::tempdir().unwrap();
         crate::support::copy_tree(template.path(), dir.path());
         let store = dir.path().join("store");
-        let mut child = std::process::Command::new(crate::support::kitle_binary())
-            .args(["erase", &x])
-            .current_dir(dir.path())
-            .env_remove("KITLE_STORE")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let finished = child.try_wait().unwrap().is_some();
-        child.kill().ok(); // SIGKILL
-        child.wait().unwrap();
+        let finished =
+            crate::support::kill_after(&["erase", &x], dir.path(), Duration::from_millis(delay_ms));
 
         let recorded = manifest(&store)["erasures"]
             .as_array()

@@ -8,15 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::support::generated_shop;
 use crate::support::reference::reference_members;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
 use kitle_data::contract::ContractTable;
-use kitle_data::files::FooterCache;
 use kitle_data::generate::GenerateOptions;
 use kitle_data::tables::ContractTables;
-use kitle_data::{Store, StoreConfig};
 use kitle_planner::{SegmentDefinition, StoreSchemas};
 
 /// How many ready-made segments there must be at least.
@@ -99,24 +98,13 @@ async fn universe_size(tables: &ContractTables, as_of: DateTime<Utc>) -> usize {
 
 #[tokio::test]
 async fn every_ready_made_segment_is_valid_and_non_empty_on_a_generated_shop() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreConfig {
-        url: dir.path().display().to_string(),
-        ..StoreConfig::default()
-    })
-    .unwrap();
-    let options = GenerateOptions {
+    let (_dir, store, tables) = generated_shop(&GenerateOptions {
         customers: 3000,
         days: 120,
         seed: 42,
         end: NaiveDate::from_ymd_opt(2025, 12, 15).unwrap(),
-    };
-    kitle_data::generate::generate(&store, &options, &kitle_data::NoProgress)
-        .await
-        .unwrap();
-    let tables = ContractTables::load(&store, &FooterCache::new())
-        .await
-        .unwrap();
+    })
+    .await;
 
     // Every file parses, and is named after its id.
     let documents = ready_made_documents();
@@ -288,24 +276,13 @@ print(json.dumps({k: sorted(v) for k, v in groups.items()}))
 
 #[tokio::test]
 async fn rfm_groups_equal_their_stated_rules_computed_by_duckdb() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreConfig {
-        url: dir.path().display().to_string(),
-        ..StoreConfig::default()
-    })
-    .unwrap();
-    let options = GenerateOptions {
+    let (dir, _store, tables) = generated_shop(&GenerateOptions {
         customers: 4000,
         days: 150,
         seed: 9,
         end: NaiveDate::from_ymd_opt(2025, 12, 15).unwrap(),
-    };
-    kitle_data::generate::generate(&store, &options, &kitle_data::NoProgress)
-        .await
-        .unwrap();
-    let tables = ContractTables::load(&store, &FooterCache::new())
-        .await
-        .unwrap();
+    })
+    .await;
     let definitions: Vec<SegmentDefinition> = ready_made_documents()
         .into_iter()
         .filter(|(stem, _)| stem.starts_with("rfm-"))
