@@ -301,23 +301,35 @@ fn closure(all: &[SegmentDefinition], targets: &[String]) -> Result<Vec<SegmentD
     Ok(out)
 }
 
-/// Refreshes `requested` (all stored segments when empty) at `as_of` and commits the new
-/// versions, under `limits` (the plan's memory pool; the time limit covers the whole refresh).
-/// A failure at any point leaves the previous versions current.
-pub async fn refresh(
-    store: &Store,
-    cache: &FooterCache,
-    requested: &[String],
-    as_of: DateTime<Utc>,
-    tz: Tz,
-    limits: &Limits,
-    progress: &dyn Progress,
-) -> Result<RefreshOutcome, Error> {
-    let limits = &limits.start("the refresh");
+/// What one refresh runs on and with. One value, so that [`refresh`] and the run it puts under
+/// the limits take the same thing.
+#[derive(Clone, Copy)]
+pub struct RefreshRun<'a> {
+    /// The store read from and committed to.
+    pub store: &'a Store,
+    /// Parquet footers already read (a long-running service keeps one across refreshes).
+    pub cache: &'a FooterCache,
+    /// The segments to refresh; all stored segments when empty.
+    pub requested: &'a [String],
+    /// The instant evaluated at.
+    pub as_of: DateTime<Utc>,
+    /// The zone of instants written in the definitions.
+    pub tz: Tz,
+    /// The plan's memory pool and the time limit of the whole refresh.
+    pub limits: &'a Limits,
+    /// Told what the refresh is doing (a terminal's progress bar, a log, nothing).
+    pub progress: &'a dyn Progress,
+}
+
+/// Refreshes `run.requested` (all stored segments when empty) at `run.as_of` and commits the
+/// new versions, under `run.limits` (the plan's memory pool; the time limit covers the whole
+/// refresh). A failure at any point leaves the previous versions current.
+pub async fn refresh(run: RefreshRun<'_>) -> Result<RefreshOutcome, Error> {
+    let limits = &run.limits.start("the refresh");
     limits
         .run(
             "the refresh",
-            refresh_unlimited(store, cache, requested, as_of, tz, limits, progress),
+            refresh_unlimited(RefreshRun { limits, ..run }),
         )
         .await
         .map_err(|e| over_memory(e, limits, "the refresh"))
@@ -345,15 +357,16 @@ fn over_memory(e: Error, limits: &Limits, what: &str) -> Error {
     }
 }
 
-async fn refresh_unlimited(
-    store: &Store,
-    cache: &FooterCache,
-    requested: &[String],
-    as_of: DateTime<Utc>,
-    tz: Tz,
-    limits: &Limits,
-    progress: &dyn Progress,
-) -> Result<RefreshOutcome, Error> {
+async fn refresh_unlimited(run: RefreshRun<'_>) -> Result<RefreshOutcome, Error> {
+    let RefreshRun {
+        store,
+        cache,
+        requested,
+        as_of,
+        tz,
+        limits,
+        progress,
+    } = run;
     let started = Instant::now();
     // The manifest before the definitions: a removal committed after this read is seen when
     // the new versions are committed (see `memberships::commit`).

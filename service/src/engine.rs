@@ -174,15 +174,15 @@ impl Engine {
     ) -> Result<RefreshOutcome, PlannerError> {
         let _guard = self.write.lock().await;
         let started = Instant::now();
-        let result = planner::refresh(
-            &self.store,
-            &self.cache,
-            ids,
+        let result = planner::refresh(planner::RefreshRun {
+            store: &self.store,
+            cache: &self.cache,
+            requested: ids,
             as_of,
-            self.tz,
+            tz: self.tz,
             limits,
-            &LogProgress,
-        )
+            progress: &LogProgress,
+        })
         .await;
         let elapsed = started.elapsed().as_secs_f64();
         let status = if result.is_ok() { "ok" } else { "failed" };

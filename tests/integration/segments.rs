@@ -5,24 +5,29 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{conformance_store, copy_tree, kitle, kitle_binary, shared_dir};
+use crate::support::http::cases;
+use crate::support::{conformance_store, copy_tree, kill_after, kitle, kitle_ok, local_store};
 use chrono::{DateTime, Utc};
 use kitle_data::files::FooterCache;
 use kitle_data::session::Limits;
 use kitle_data::{NoProgress, Store, memberships};
-use kitle_planner::refresh::{put_definitions, refresh};
+use kitle_planner::refresh::{RefreshOutcome, RefreshRun, put_definitions, refresh};
 
-fn cases() -> serde_json::Value {
-    let text = std::fs::read_to_string(shared_dir().join("conformance/cases.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn local(dir: &Path) -> Store {
-    Store::open(&kitle_data::StoreConfig {
-        url: dir.display().to_string(),
-        ..Default::default()
+/// Refreshes every stored segment of `store` at `as_of`, with no limits and no progress shown.
+async fn refresh_all(
+    store: &Store,
+    as_of: DateTime<Utc>,
+) -> Result<RefreshOutcome, kitle_planner::Error> {
+    refresh(RefreshRun {
+        store,
+        cache: &FooterCache::new(),
+        requested: &[],
+        as_of,
+        tz: chrono_tz::UTC,
+        limits: &Limits::none(),
+        progress: &NoProgress,
     })
-    .unwrap()
+    .await
 }
 
 /// For each scenario: copy the store, put every segment, refresh them all at `as_of`, and
@@ -36,23 +41,15 @@ async fn engine_matches_every_conformance_case() {
         let name = scenario["name"].as_str().unwrap();
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&conformance_store(), dir.path());
-        let store = local(dir.path());
+        let store = local_store(dir.path());
         let documents = scenario["segments"].as_array().unwrap().clone();
         put_definitions(&store, &FooterCache::new(), &documents, chrono_tz::UTC)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let as_of: DateTime<Utc> = scenario["as_of"].as_str().unwrap().parse().unwrap();
-        let outcome = refresh(
-            &store,
-            &FooterCache::new(),
-            &[],
-            as_of,
-            chrono_tz::UTC,
-            &Limits::none(),
-            &NoProgress,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
+        let outcome = refresh_all(&store, as_of)
+            .await
+            .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
         let skipped: Vec<&str> = outcome
             .report
             .skipped_files
@@ -97,13 +94,7 @@ async fn engine_matches_every_conformance_case() {
 }
 
 fn run_ok(args: &[&str], cwd: &Path) -> String {
-    let out = kitle(args, &[], cwd);
-    assert!(
-        out.status.success(),
-        "kitle {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    kitle_ok(args, &[], cwd)
 }
 
 /// Writes definition documents to files and returns their paths.
@@ -275,7 +266,7 @@ async fn a_killed_refresh_leaves_the_previous_version_current() {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
     copy_tree(&conformance_store(), &store_dir);
-    let store = local(&store_dir);
+    let store = local_store(&store_dir);
     let documents = cases()["scenarios"][0]["segments"]
         .as_array()
         .unwrap()
@@ -284,38 +275,23 @@ async fn a_killed_refresh_leaves_the_previous_version_current() {
         .await
         .unwrap();
     let first: DateTime<Utc> = "2025-11-15T00:00:00Z".parse().unwrap();
-    refresh(
-        &store,
-        &FooterCache::new(),
-        &[],
-        first,
-        chrono_tz::UTC,
-        &Limits::none(),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    refresh_all(&store, first).await.unwrap();
     let before = memberships::read_manifest(&store).await.unwrap();
 
     let store_arg = store_dir.display().to_string();
     let mut killed_midway = 0;
     for delay_ms in [5u64, 40, 80, 120, 160, 200, 260, 320] {
-        let mut child = std::process::Command::new(kitle_binary())
-            .args([
+        let finished = kill_after(
+            &[
                 "refresh",
                 "--as-of",
                 "2025-12-01T12:00:00Z",
                 "--store",
                 &store_arg,
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let finished = child.try_wait().unwrap().is_some();
-        let _ = child.kill();
-        let _ = child.wait();
+            ],
+            dir.path(),
+            Duration::from_millis(delay_ms),
+        );
         let now = memberships::read_manifest(&store).await.unwrap();
         if finished || now != before {
             // It got to its commit: the new manifest must be complete and readable.
@@ -338,17 +314,7 @@ async fn a_killed_refresh_leaves_the_previous_version_current() {
     assert!(killed_midway > 0, "no refresh was killed before its commit");
     // The next refresh works and moves every segment on.
     let at: DateTime<Utc> = "2025-12-01T12:00:00Z".parse().unwrap();
-    refresh(
-        &store,
-        &FooterCache::new(),
-        &[],
-        at,
-        chrono_tz::UTC,
-        &Limits::none(),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    refresh_all(&store, at).await.unwrap();
     let after = memberships::read_manifest(&store).await.unwrap();
     for (id, state) in &after.segments {
         assert_eq!(state.current().unwrap().as_of, at, "{id}");

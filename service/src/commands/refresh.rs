@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kitle_data::Store;
 use kitle_data::files::FooterCache;
 use kitle_data::memberships;
-use kitle_planner::refresh::refresh;
+use kitle_planner::refresh::{RefreshRun, refresh};
 
 use crate::Context;
 use crate::commands::segment::as_of;
@@ -20,15 +20,15 @@ pub async fn run_refresh(ctx: &Context, ids: &[String], at: Option<&str>) -> Res
     // Refuse before evaluating anything when this process disagrees with the store's identity
     // setting (the commit would refuse anyway, after the whole evaluation): the caller's to fix.
     kitle_data::identity::ensure_writable(&store).await?;
-    let outcome = refresh(
-        &store,
-        &FooterCache::new(),
-        ids,
-        at,
-        ctx.config.time_zone,
-        &ctx.config.refresh_limits(),
-        &TerminalProgress::new(),
-    )
+    let outcome = refresh(RefreshRun {
+        store: &store,
+        cache: &FooterCache::new(),
+        requested: ids,
+        as_of: at,
+        tz: ctx.config.time_zone,
+        limits: &ctx.config.refresh_limits(),
+        progress: &TerminalProgress::new(),
+    })
     .await?;
     crate::warn_report(&outcome.report);
     if ctx.json {
