@@ -30,10 +30,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -41,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::layout;
 use crate::memberships::{
     self, Change, ChangeKind, Manifest, Member, RefreshRecord, changes_file_bytes,
-    members_file_bytes, read_changes, read_manifest, read_members,
+    members_file_bytes, put, read_changes, read_manifest, read_members,
 };
 use crate::store::Store;
 
@@ -398,14 +397,6 @@ where
     .await?;
     let committed = value.lock().expect("commit value").take();
     Ok(committed.expect("a committed change gave its value"))
-}
-
-async fn put(store: &Store, relative: &str, bytes: Bytes) -> Result<()> {
-    store
-        .object_store()
-        .put(&store.path(relative), PutPayload::from_bytes(bytes))
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -530,7 +530,8 @@ pub async fn forget(store: &Store, segment: &str) -> Result<()> {
     Ok(())
 }
 
-async fn put(store: &Store, relative: &str, bytes: Bytes) -> Result<()> {
+/// Writes `bytes` at `relative` (a path under the store root), unconditionally.
+pub(crate) async fn put(store: &Store, relative: &str, bytes: Bytes) -> Result<()> {
     store
         .object_store()
         .put(&store.path(relative), PutPayload::from_bytes(bytes))
