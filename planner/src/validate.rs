@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use arrow_schema::{DataType, Schema};
 use chrono_tz::Tz;
 
-use crate::definition::{Condition, Op, SegmentDefinition, Value};
+use crate::definition::{Condition, Op, PropertyFilter, SegmentDefinition, Value};
 use crate::error::{Problem, Problems, join, quote};
 use crate::parse::parse_definition;
 use crate::time::{DURATION_ALLOWED, INSTANT_ALLOWED, parse_instant};
@@ -390,19 +390,7 @@ fn check_columns(def: &SegmentDefinition, schemas: &StoreSchemas) -> Problems {
                         .map(|(i, f)| (join(path, &format!("not_followed_by.where[{i}]")), f))
                 });
                 for (filter_path, f) in filters.chain(follow_filters) {
-                    check_test(
-                        Test {
-                            table: "events",
-                            schema: &schemas.events,
-                            key: "property",
-                            column: &f.property,
-                            op: f.op,
-                            value: f.value.as_ref(),
-                            ignore_case: f.ignore_case,
-                        },
-                        &filter_path,
-                        &mut problems,
-                    );
+                    check_test(filter_test(f, schemas), &filter_path, &mut problems);
                 }
                 if let Some(column) = e.measure.column() {
                     let measure_path = join(path, &format!("measure.{}", e.measure.name()));
@@ -439,15 +427,7 @@ fn check_columns(def: &SegmentDefinition, schemas: &StoreSchemas) -> Problems {
                 for (i, step) in sequence.steps.iter().enumerate() {
                     for (j, f) in step.filters.iter().enumerate() {
                         check_test(
-                            Test {
-                                table: "events",
-                                schema: &schemas.events,
-                                key: "property",
-                                column: &f.property,
-                                op: f.op,
-                                value: f.value.as_ref(),
-                                ignore_case: f.ignore_case,
-                            },
+                            filter_test(f, schemas),
                             &join(path, &format!("sequence[{i}].where[{j}]")),
                             &mut problems,
                         );
@@ -472,6 +452,19 @@ struct Test<'a> {
     op: Op,
     value: Option<&'a Value>,
     ignore_case: bool,
+}
+
+/// The test a property filter makes of a column of `events`.
+fn filter_test<'a>(f: &'a PropertyFilter, schemas: &'a StoreSchemas) -> Test<'a> {
+    Test {
+        table: "events",
+        schema: &schemas.events,
+        key: "property",
+        column: &f.property,
+        op: f.op,
+        value: f.value.as_ref(),
+        ignore_case: f.ignore_case,
+    }
 }
 
 /// The column exists, its type has the operator, and the value is of the type it compares
