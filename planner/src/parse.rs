@@ -165,6 +165,22 @@ impl Parser {
         self.problem(path, found(Some(value)), allowed, message);
     }
 
+    /// Every item of `items` parsed by `parse` at `path[i]`: all of them, so that every
+    /// problem is reported, and `None` when any failed.
+    fn each<T>(
+        &mut self,
+        items: &[Json],
+        path: &str,
+        mut parse: impl FnMut(&mut Self, &Json, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let parsed: Vec<Option<T>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| parse(self, item, &format!("{path}[{i}]")))
+            .collect();
+        parsed.into_iter().collect()
+    }
+
     fn syntax(&mut self, path: &str, error: Error) {
         self.problems.extend(error.into_problems(path));
     }
@@ -399,12 +415,7 @@ impl Parser {
             self.problem(path, "[]", allowed, "an empty list of conditions");
             return None;
         }
-        let parsed: Vec<Option<Condition>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.condition(item, &format!("{path}[{i}]")))
-            .collect();
-        parsed.into_iter().collect()
+        self.each(items, path, Self::condition)
     }
 
     fn bucket(&mut self, value: &Json, path: &str) -> Option<Condition> {
@@ -932,12 +943,7 @@ impl Parser {
             );
             return None;
         };
-        let parsed: Vec<Option<PropertyFilter>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.filter(item, &format!("{path}[{i}]")))
-            .collect();
-        parsed.into_iter().collect()
+        self.each(items, path, Self::filter)
     }
 
     fn filter(&mut self, value: &Json, path: &str) -> Option<PropertyFilter> {
