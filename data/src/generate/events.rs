@@ -786,32 +786,14 @@ impl<'w> DayWriter<'w> {
                 ));
             }
             if let Some(product) = cart_before.filter(|_| rng.chance(0.5)) {
-                let ts = trail.step(&mut rng, 20.0);
-                let price = money(price_on(shop, product, day), t.eur);
-                trail.emit(product_event(
-                    shop,
-                    Kind::ProductRemovedFromCart,
-                    ts,
-                    product,
-                    price,
-                    Some(1),
-                    t.eur,
-                ));
+                trail.remove_from_cart(&mut rng, shop, day, product, t.eur);
             }
             if !trail.known {
                 // Logging in, or giving an e-mail address at guest checkout.
                 let ts = trail.step(&mut rng, 10.0);
                 trail.identify(ts);
             }
-            for step in 0..CHECKOUT_STEPS.len() as u8 {
-                let ts = trail.step(&mut rng, 30.0);
-                trail.emit(Ev {
-                    ts,
-                    kind: Kind::CheckoutStepViewed,
-                    step: Some(step),
-                    ..BLANK
-                });
-            }
+            trail.checkout(&mut rng, CHECKOUT_STEPS.len() as u8);
             let ts = trail.step(&mut rng, 20.0);
             trail.emit(Ev {
                 ts,
@@ -828,28 +810,10 @@ impl<'w> DayWriter<'w> {
         } else if let Some(product) = cart_before {
             // The cart is left behind, sometimes after a look at the checkout.
             if rng.chance(0.15) {
-                let ts = trail.step(&mut rng, 20.0);
-                let price = money(price_on(shop, product, day), t.eur);
-                trail.emit(product_event(
-                    shop,
-                    Kind::ProductRemovedFromCart,
-                    ts,
-                    product,
-                    price,
-                    Some(1),
-                    t.eur,
-                ));
+                trail.remove_from_cart(&mut rng, shop, day, product, t.eur);
             } else if rng.chance(0.25) {
                 let steps = 1 + rng.weighted(&[50, 35, 15]) as u8;
-                for step in 0..steps {
-                    let ts = trail.step(&mut rng, 30.0);
-                    trail.emit(Ev {
-                        ts,
-                        kind: Kind::CheckoutStepViewed,
-                        step: Some(step),
-                        ..BLANK
-                    });
-                }
+                trail.checkout(&mut rng, steps);
             }
         }
         self.evs.extend_from_slice(&trail.evs);
@@ -1004,13 +968,7 @@ impl<'w> DayWriter<'w> {
                         false,
                     ));
                     if rng.chance(0.2) {
-                        let ts = trail.step(&mut rng, 30.0);
-                        trail.emit(Ev {
-                            ts,
-                            kind: Kind::CheckoutStepViewed,
-                            step: Some(0),
-                            ..BLANK
-                        });
+                        trail.checkout(&mut rng, 1);
                     }
                 }
             }
@@ -1232,6 +1190,41 @@ impl Trail {
 
     /// Moves the clock on by a few seconds to minutes (mean `mean_s` seconds); never past the
     /// end of the day, so every event stays in its partition.
+    /// The first `steps` checkout pages, one after another.
+    fn checkout(&mut self, rng: &mut Rand, steps: u8) {
+        for step in 0..steps {
+            let ts = self.step(rng, 30.0);
+            self.emit(Ev {
+                ts,
+                kind: Kind::CheckoutStepViewed,
+                step: Some(step),
+                ..BLANK
+            });
+        }
+    }
+
+    /// `product` taken out of the cart, a little later.
+    fn remove_from_cart(
+        &mut self,
+        rng: &mut Rand,
+        shop: &super::world::Shop,
+        day: &DayInfo,
+        product: u32,
+        eur: bool,
+    ) {
+        let ts = self.step(rng, 20.0);
+        let price = money(price_on(shop, product, day), eur);
+        self.emit(product_event(
+            shop,
+            Kind::ProductRemovedFromCart,
+            ts,
+            product,
+            price,
+            Some(1),
+            eur,
+        ));
+    }
+
     fn step(&mut self, rng: &mut Rand, mean_s: f64) -> i64 {
         self.t = (self.t + ((2.0 + rng.exponential(mean_s)) * 1e6) as i64).min(self.end);
         self.t
