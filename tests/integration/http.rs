@@ -12,6 +12,23 @@ use crate::support::{Server, kitle, kitle_ok};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+const CSV: &str = "text/csv";
+const ARROW: &str = "application/vnd.apache.arrow.stream";
+
+/// `request` sent asking for the media type `accept`.
+async fn accepting(request: reqwest::RequestBuilder, accept: &str) -> reqwest::Response {
+    request.header("accept", accept).send().await.unwrap()
+}
+
+/// The record batches of an Arrow IPC stream answer.
+async fn arrow_batches(response: reqwest::Response) -> Vec<arrow::record_batch::RecordBatch> {
+    let bytes = response.bytes().await.unwrap();
+    arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes.to_vec()), None)
+        .unwrap()
+        .map(|batch| batch.unwrap())
+        .collect()
+}
+
 /// Scenario A through HTTP: put every segment, refresh at its `as_of`, then every read route
 /// against the expected members.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,12 +96,7 @@ async fn every_route_answers_from_the_refreshed_memberships() {
     sorted.sort();
     assert_eq!(all_pages(&c, &s, big, 7).await, sorted);
     assert_eq!(all_pages(&c, &s, big, 100_000).await, sorted);
-    let csv = c
-        .get(s.url(&format!("/v1/segments/{big}/members")))
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
+    let csv = accepting(c.get(s.url(&format!("/v1/segments/{big}/members"))), CSV).await;
     assert!(
         csv.headers()["content-type"]
             .to_str()
@@ -98,21 +110,9 @@ async fn every_route_answers_from_the_refreshed_memberships() {
         .map(|l| l.rsplit_once(',').unwrap().0.to_string())
         .collect();
     assert_eq!(from_csv, sorted);
-    let arrow = c
-        .get(s.url(&format!("/v1/segments/{big}/members")))
-        .header("accept", "application/vnd.apache.arrow.stream")
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let reader =
-        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow.to_vec()), None)
-            .unwrap();
+    let arrow = accepting(c.get(s.url(&format!("/v1/segments/{big}/members"))), ARROW).await;
     let mut from_arrow = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
+    for batch in arrow_batches(arrow).await {
         let col = batch
             .column(0)
             .as_any()
@@ -280,32 +280,23 @@ async fn every_route_answers_from_the_refreshed_memberships() {
     let (status, result) = post(&c, s.url("/v1/sql"), json!({"sql": query})).await;
     assert_eq!(status, 200, "{result}");
     assert_eq!(result, json!({"columns": ["n"], "rows": [[sorted.len()]]}));
-    let csv = c
-        .post(s.url("/v1/sql"))
-        .header("accept", "text/csv")
-        .json(&json!({"sql": "SELECT 'İğdır' AS city, 2 AS n"}))
-        .send()
+    let sql = |text: &str| c.post(s.url("/v1/sql")).json(&json!({ "sql": text }));
+    let csv = accepting(sql("SELECT 'İğdır' AS city, 2 AS n"), CSV)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
     assert_eq!(csv, "city,n\nİğdır,2\n");
-    let arrow = c
-        .post(s.url("/v1/sql"))
-        .header("accept", "application/vnd.apache.arrow.stream")
-        .json(&json!({"sql": "SELECT customer_id FROM customers ORDER BY 1 LIMIT 4"}))
-        .send()
+    let arrow = accepting(
+        sql("SELECT customer_id FROM customers ORDER BY 1 LIMIT 4"),
+        ARROW,
+    )
+    .await;
+    let rows: usize = arrow_batches(arrow)
         .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let rows: usize =
-        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow.to_vec()), None)
-            .unwrap()
-            .map(|b| b.unwrap().num_rows())
-            .sum();
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
     assert_eq!(rows, 4);
 
     // Operations.
