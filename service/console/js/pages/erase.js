@@ -40,7 +40,8 @@ export function eraseCard(id, names, onErased) {
     e.preventDefault();
     if (confirm.value.trim() !== id) return;
     submit.disabled = true;
-    error.textContent = 'Erasing…';
+    submit.textContent = 'Erasing…';
+    error.textContent = '';
     try {
       const answer = await api.erase(id, reason.value.trim());
       dialog.close();
@@ -52,6 +53,8 @@ export function eraseCard(id, names, onErased) {
       error.textContent = `Not erased: ${err.message}`;
       submit.disabled = false;
       outcome.dataset.state = 'error';
+    } finally {
+      submit.textContent = 'Erase';
     }
   });
 
