@@ -133,12 +133,19 @@ class FunnelSteps:
         page.wait_for_selector("#members .pager")
         members = page.eval_on_selector_all("#members-table tbody tr", "els => els.map(e => e.dataset.customer)")
         member = members[0]
-        hash_ = f"#/customers/{member}?segment={FUNNEL}"
-        self.go(page, hash_, "customers")
+        self.report["funnel_explain"] = {"id": members[0], "members": members, **self.explained(page, member)}
+        self.shot(page, "customer-sequence")
+        # A customer who never ordered (a member of the segment built earlier): not completed.
+        other = self.report["customer"]["id"]
+        self.step(f"customer page: why {other} is not in {FUNNEL}")
+        self.report["funnel_explain_other"] = {"id": other, **self.explained(page, other)}
+
+    def explained(self, page, customer):
+        """The explanation of FUNNEL for `customer` as the customer page shows it."""
+        self.go(page, f"#/customers/{customer}?segment={FUNNEL}", "customers")
         page.wait_for_selector(f'#explanation[data-segment="{FUNNEL}"] #explain-conditions')
-        self.report["funnel_explain"] = {
-            "id": member,
-            "members": members,
+        return {
+            "member": page.get_attribute("#explain-verdict", "data-member"),
             "conditions": page.eval_on_selector_all(
                 "#explain-conditions > li",
                 """els => els.map(e => ({
@@ -151,7 +158,6 @@ class FunnelSteps:
                 }))""",
             ),
         }
-        self.shot(page, "customer-sequence")
 
     def pause(self):
         """Writes the report so far and waits for `go` on stdin (see the module's doc)."""

@@ -169,23 +169,37 @@ pub(super) async fn before_the_erasure(c: &reqwest::Client, s: &Server, r: &Valu
         assert!(words.contains(said), "{template}: {words}");
     }
 
-    // A funnel member's explanation: every step with the instant the API says it was reached.
-    let fe = &r["funnel_explain"];
-    let member = fe["id"].as_str().unwrap();
+    // A funnel member's explanation, and a customer's who never ordered: every step with the
+    // instant the API says it was reached (or not), and when the sequence was completed.
+    let member = explained_steps(c, s, &r["funnel_explain"]).await;
+    assert_eq!(member["member"], true, "{member}");
+    let other = explained_steps(c, s, &r["funnel_explain_other"]).await;
+    assert_eq!(other["member"], false, "{other}");
+    assert!(other["conditions"][0]["value"].is_null(), "{other}");
+}
+
+/// Compares the customer page's explanation of the funnel (`shown`) with the API's; answers
+/// the API's.
+async fn explained_steps(c: &reqwest::Client, s: &Server, shown: &Value) -> Value {
+    let customer = shown["id"].as_str().unwrap();
     let (_, explained) = get(
         c,
         s.url(&format!(
-            "/v1/segments/{FUNNEL}/members/{member}?explain=true"
+            "/v1/segments/{FUNNEL}/members/{customer}?explain=true"
         )),
         Some(READ),
     )
     .await;
-    assert_eq!(explained["member"], true, "{explained}");
+    assert_eq!(
+        shown["member"],
+        explained["member"].to_string(),
+        "{explained}"
+    );
     let api = explained["conditions"].as_array().unwrap();
-    let shown = fe["conditions"].as_array().unwrap();
-    assert_eq!(shown.len(), api.len(), "{explained}");
+    let listed = shown["conditions"].as_array().unwrap();
+    assert_eq!(listed.len(), api.len(), "{explained}");
     let mut sequences = 0;
-    for (shown, api) in shown.iter().zip(api) {
+    for (shown, api) in listed.iter().zip(api) {
         assert_eq!(shown["path"], api["path"]);
         assert_eq!(shown["held"], api["held"]);
         let Some(steps) = api["condition"]["sequence"].as_array() else {
@@ -194,21 +208,26 @@ pub(super) async fn before_the_erasure(c: &reqwest::Client, s: &Server, r: &Valu
         sequences += 1;
         let reached = api["rank_or_follow_ups"].as_array().unwrap();
         assert_eq!(reached.len(), steps.len());
-        let listed = shown["steps"].as_array().unwrap();
-        assert_eq!(listed.len(), steps.len(), "{shown}");
-        for (i, (step, at)) in listed.iter().zip(reached).enumerate() {
-            assert_eq!(step["at"], *at, "step {}", i + 1);
-            assert_eq!(step["reached"], !at.is_null(), "step {}", i + 1);
+        let rows = shown["steps"].as_array().unwrap();
+        assert_eq!(rows.len(), steps.len(), "{shown}");
+        for (i, (step, at)) in rows.iter().zip(reached).enumerate() {
+            assert_eq!(step["at"], *at, "{customer}: step {}", i + 1);
+            assert_eq!(step["reached"], !at.is_null(), "{customer}: step {}", i + 1);
+            let text = step["text"].as_str().unwrap();
+            assert!(text.contains(&format!("Step {}", i + 1)), "{text}");
             assert!(
-                step["text"]
-                    .as_str()
-                    .unwrap()
-                    .contains(&format!("Step {}", i + 1))
+                text.contains(if at.is_null() {
+                    "not reached"
+                } else {
+                    "first reached"
+                }),
+                "{text}"
             );
         }
-        assert_eq!(shown["completed"], api["value"]);
+        assert_eq!(shown["completed"], api["value"], "{customer}");
     }
     assert_eq!(sequences, 1, "{explained}");
+    explained
 }
 
 /// The erasure from the customer page, checked over HTTP: the customer is in no segment, and
