@@ -8,9 +8,12 @@ script fails (exit 1, with the step) only when a page does not behave at all: an
 never appears, a page that reports an error.
 
     python3 tests/console/drive.py --base http://127.0.0.1:PORT --admin-token A --read-token R \\
-        --out DIR [--chromium /usr/bin/chromium]
+        --out DIR [--chromium /usr/bin/chromium] [--pause-before-erase]
 
-Writes DIR/report.json and one screenshot per page (DIR/*.png).
+Writes DIR/report.json and one screenshot per page (DIR/*.png). With --pause-before-erase it
+writes the report so far (`"paused": true`) before it erases a customer, and goes on only when
+a line `go` arrives on stdin (EOF stops it): the test compares every figure shown before the
+erasure with the API while the store still holds that customer.
 """
 
 import argparse
@@ -22,13 +25,15 @@ import traceback
 
 from playwright.sync_api import sync_playwright
 
+from funnels import FunnelSteps, write_report
+
 NAME = "İğdır: favoriye ekleyip sipariş vermeyenler"
 REFERENCED = "rfm-platinum"
 TEMPLATE = "blog-readers"
 WIDTH, HEIGHT = 1280, 900
 
 
-class Driver:
+class Driver(FunnelSteps):
     def __init__(self, args, browser):
         self.args = args
         self.browser = browser
@@ -223,18 +228,7 @@ class Driver:
         self.shot(page, "builder")
 
         self.step("builder: save")
-        sent = {}
-
-        def on_request(request):
-            if request.method == "PUT" and "/v1/segments/" in request.url:
-                sent["url"] = request.url
-                sent["body"] = json.loads(request.post_data)
-
-        page.on("request", on_request)
-        page.locator("#save-segment").click()
-        segment_id = self.report["builder"]["id"]
-        self.ready(page, "segments", f"#/segments/{segment_id}")
-        self.report["put"] = sent
+        self.report["put"] = self.save(page, self.report["builder"]["id"])
         self.report["saved_notice"] = page.inner_text("#segment-notices")
 
     def segment_page(self, page):
@@ -336,7 +330,7 @@ class Driver:
             ),
             "member": page.get_attribute("#explain-verdict", "data-member"),
             "conditions": page.eval_on_selector_all(
-                "#explain-conditions li",
+                "#explain-conditions > li",
                 """els => els.map(e => ({path: e.dataset.path, held: e.dataset.held === 'true',
                     explanation: e.querySelector('.explanation').textContent}))""",
             ),
@@ -370,6 +364,9 @@ class Driver:
         buttons = {b: page.locator(f"#{b}").count() for b in ("refresh-now", "delete-segment", "edit-segment", "export-csv")}
         members = page.locator("#members-table tbody tr").count()
         self.shot(page, "segment-read")
+        member = self.report["funnel_explain"]["id"]
+        self.go(page, f"#/customers/{member}", "customers")
+        erase_button = page.locator("#erase-customer").count()
         self.go(page, "#/new", "new")
         self.report["read"] = {
             "scope": scope,
@@ -377,6 +374,7 @@ class Driver:
             "members_shown": members,
             "save_button": page.locator("#save-segment").count(),
             "read_only_note": page.locator("#read-only-note").count(),
+            "erase_button": erase_button,
             "errors": page.errors,
         }
         page.context.close()
@@ -393,10 +391,15 @@ class Driver:
         self.build(page)
         self.segment_page(page)
         self.edit(page)
+        self.build_sequence(page)
+        self.funnel_templates(page)
         self.delete_refused(page)
         self.search_turkish(page)
         self.customer(page)
+        self.funnel_explain(page)
         self.sql(page)
+        self.pause()
+        self.erase(page)
         if self.args.showcase:
             self.step(f"showcase: {self.args.showcase}'s page")
             self.go(page, f"#/segments/{self.args.showcase}", "segments")
@@ -416,6 +419,8 @@ def main():
     parser.add_argument("--chromium", default=os.environ.get("KITLE_CHROMIUM", "/usr/bin/chromium"))
     parser.add_argument("--timeout", type=int, default=60, help="seconds one page action may take")
     parser.add_argument("--showcase", help="also screenshot this segment's page (for docs/console)")
+    parser.add_argument("--pause-before-erase", action="store_true",
+                        help="write the report and wait for `go` on stdin before erasing")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     started = time.monotonic()
@@ -434,11 +439,12 @@ def main():
         finally:
             browser.close()
     driver.report["failure"] = failure
+    driver.report["paused"] = False
     driver.report["seconds"] = round(time.monotonic() - started, 1)
-    with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:
-        json.dump(driver.report, f, ensure_ascii=False, indent=2)
+    write_report(args.out, driver.report)
     return 1 if failure else 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -3,9 +3,11 @@
 //! `tests/console/drive.py` (Playwright) against the real `kitle demo` — a marketer's
 //! session, compared step by step with what the HTTP API answers.
 
+mod driver;
+mod funnels;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{Server, conformance_store, copy_tree, kitle_binary};
@@ -231,43 +233,6 @@ fn artefacts() -> PathBuf {
     dir
 }
 
-/// Runs the Playwright driver, at most `limit`, and reads its report.
-fn drive(base: &str, out: &Path, limit: Duration) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/console/drive.py");
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .args(["--base", base, "--admin-token", ADMIN, "--read-token", READ])
-        .arg("--out")
-        .arg(out)
-        .spawn()
-        .expect("python3 runs");
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the console driver ran longer than {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let text = std::fs::read_to_string(out.join("report.json")).unwrap_or_else(|e| {
-        panic!(
-            "the console driver wrote no report ({status}, {e}): is Playwright installed? \
-             The README's test command installs it with Debian's chromium"
-        )
-    });
-    let report: Value = serde_json::from_str(&text).unwrap();
-    assert!(
-        status.success() && report["failure"].is_null(),
-        "the console driver failed at {}; screenshots in {}",
-        report["failure"],
-        out.display()
-    );
-    report
-}
-
 fn strings(value: &Value) -> Vec<String> {
     value
         .as_array()
@@ -280,8 +245,10 @@ fn strings(value: &Value) -> Vec<String> {
 /// A marketer's session in a real browser on `kitle demo`, with tokens: sign in, the list,
 /// a ready-made segment as a start, a segment built in the builder (validation at its row,
 /// live preview), saved, refreshed, its history and members and CSV, a refused delete, a
-/// customer's explanation, SQL — and a read token that sees no admin buttons. Every figure
-/// the pages showed is compared with the API's answer.
+/// customer's explanation, SQL, a 3-step sequence (funnel) built and the ready-made funnels
+/// opened as sequence rows, a funnel member's steps, a customer erased from their page — and
+/// a read token that sees no admin buttons. Every figure the pages showed is compared with
+/// the API's answer (those before the erasure while the driver waits, see `driver`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_marketer_builds_saves_and_explains_a_segment_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
@@ -309,13 +276,8 @@ async fn a_marketer_builds_saves_and_explains_a_segment_in_a_real_browser() {
 
     let out = artefacts();
     let started = Instant::now();
-    let r = drive(&s.base, &out, Duration::from_secs(420));
-    eprintln!(
-        "console driver: {:.1} s (browser {} s); screenshots in {}",
-        started.elapsed().as_secs_f64(),
-        r["seconds"],
-        out.display()
-    );
+    let mut drive = driver::Drive::start(&s.base, &out, Duration::from_secs(480));
+    let r = drive.paused();
 
     // Signing in.
     assert_eq!(
@@ -639,7 +601,18 @@ async fn a_marketer_builds_saves_and_explains_a_segment_in_a_real_browser() {
     assert_eq!(r["sql"]["columns"], sql["columns"]);
     assert_eq!(r["sql"]["rows"], sql["rows"]);
 
-    // A read token: the same pages, no admin buttons.
+    // Sequences in the builder and on the customer page; then the erasure, checked after it.
+    funnels::before_the_erasure(&c, &s, &r).await;
+    let r = drive.resume();
+    eprintln!(
+        "console driver: {:.1} s (browser {} s); screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        r["seconds"],
+        out.display()
+    );
+    funnels::after_the_erasure(&c, &s, &r).await;
+
+    // A read token: the same pages, no admin buttons (no erase button either).
     let read = &r["read"];
     assert_eq!(read["scope"], "read");
     assert_eq!(
@@ -652,6 +625,7 @@ async fn a_marketer_builds_saves_and_explains_a_segment_in_a_real_browser() {
     );
     assert_eq!(read["save_button"], 0);
     assert_eq!(read["read_only_note"], 1);
+    assert_eq!(read["erase_button"], 0);
 
     // Every control of every page has a label, every button a name.
     for (name, unlabelled) in r["unlabelled"].as_object().unwrap() {
@@ -674,6 +648,10 @@ async fn a_marketer_builds_saves_and_explains_a_segment_in_a_real_browser() {
         "customer",
         "sql",
         "segment-read",
+        "builder-sequence",
+        "builder-sequence-problem",
+        "customer-sequence",
+        "customer-erase",
     ] {
         assert!(out.join(format!("{name}.png")).exists(), "{name}.png");
     }

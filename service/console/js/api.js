@@ -94,6 +94,8 @@ export const api = {
   lookup: (id, customer, explain = false) =>
     request('GET', `/v1/segments/${seg(id)}/members/${seg(customer)}${explain ? '?explain=true' : ''}`),
   customerSegments: (customer) => request('GET', `/v1/customers/${seg(customer)}/segments`),
+  erase: (customer, reason) =>
+    request('POST', `/v1/customers/${seg(customer)}/erase`, { body: reason ? { reason } : {} }),
   history: (id) => request('GET', `/v1/segments/${seg(id)}/history`),
   sql: (sql, accept) => request('POST', '/v1/sql', { body: { sql }, accept }),
   schema: () => request('GET', '/v1/schema'),

@@ -1,6 +1,7 @@
-// Sentences for tests (`E-mail consent is “granted”`), shared by the attribute and event rows.
+// Sentences for tests (`E-mail consent is “granted”`) and sequence steps, shared by the
+// attribute, event and sequence rows and the customer page's explanations.
 
-import { columnLabel, durationText, opLabel } from '../labels.js';
+import { columnLabel, durationText, eventLabel, opLabel } from '../labels.js';
 
 /** A value as words: texts quoted, lists joined, durations spelled out. */
 export function valueText(value) {
@@ -35,4 +36,12 @@ export function comparisonText(subject, op, value, { instant = false } = {}) {
 export function testText(name, test, kind) {
   const text = comparisonText(columnLabel(name), test.op, test.value, { instant: kind === 'timestamp' });
   return test.ignore_case ? `${text} (ignoring case)` : text;
+}
+
+/** A sequence step as words: `“Viewed a product” where Category is “cat-ayakkabı”`;
+ *  `schema` (optional) tells which properties are timestamps. */
+export function stepText(step, schema) {
+  const names = (Array.isArray(step.event) ? step.event : [step.event]).map((t) => `“${eventLabel(t)}”`).join(' or ');
+  const where = (step.where ?? []).map((f) => testText(f.property, f, schema?.events?.find((c) => c.name === f.property)?.type));
+  return where.length ? `${names} where ${where.join(' and ')}` : names;
 }

@@ -1,8 +1,11 @@
 // A customer: which segments they are in and since when, and for any segment the
-// explanation of why they are or are not a member, condition by condition.
+// explanation of why they are or are not a member, condition by condition (a sequence's
+// steps with the time each was reached); for admin tokens, erasing them (erase.js).
 
-import { api } from '../api.js';
+import { api, isAdmin } from '../api.js';
+import { stepText } from '../builder/words.js';
 import { customerHref, errorNotice, field, h, segmentHref, select, time } from '../dom.js';
+import { eraseCard } from './erase.js';
 
 /** How deep a condition sits, from its JSON path (`condition.all[1].not` is 2). */
 function depth(path) {
@@ -30,16 +33,8 @@ export async function render(view, { id, segment }) {
   const [memberships, list] = await Promise.all([api.customerSegments(id), api.segments()]);
   const names = new Map(list.segments.map((s) => [s.id, s.name]));
   const theirs = memberships.segments;
-  view.append(h('section', { class: 'card', 'aria-labelledby': 'in-title' },
-    h('h2', { id: 'in-title' }, theirs.length ? `In ${theirs.length} segment${theirs.length === 1 ? '' : 's'}` : 'In no segment'),
-    theirs.length
-      ? h('table', { id: 'customer-segments' },
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Segment'), h('th', { scope: 'col' }, 'Member since'), h('th', { scope: 'col' }, ''))),
-        h('tbody', {}, theirs.map((m) => h('tr', { 'data-segment': m.id },
-          h('td', {}, h('a', { href: segmentHref(m.id) }, names.get(m.id) ?? m.id), h('div', { class: 'muted small mono' }, m.id)),
-          h('td', {}, time(m.since)),
-          h('td', {}, h('a', { href: `${customerHref(id)}?segment=${encodeURIComponent(m.id)}` }, 'Why?'))))))
-      : h('p', { class: 'muted' }, 'This customer is in none of the segments (an unknown id is in none, too).')));
+  let card = segmentsCard(id, theirs, names);
+  view.append(card);
 
   const chosen = segment ?? theirs[0]?.id ?? list.segments[0]?.id;
   const which = select(list.segments.map((s) => [s.id, `${s.name} · ${s.id}`]), chosen, { id: 'explain-segment' });
@@ -75,6 +70,29 @@ export async function render(view, { id, segment }) {
     explain();
   });
   if (chosen) explain();
+
+  if (isAdmin()) {
+    view.append(eraseCard(id, names, async () => {
+      const fresh = segmentsCard(id, (await api.customerSegments(id)).segments, names);
+      card.replaceWith(fresh);
+      card = fresh;
+      if (which.value) explain();
+    }));
+  }
+}
+
+/** The card of the segments the customer is in (`GET /v1/customers/{id}/segments`). */
+function segmentsCard(id, theirs, names) {
+  return h('section', { class: 'card', 'aria-labelledby': 'in-title', id: 'customer-in' },
+    h('h2', { id: 'in-title' }, theirs.length ? `In ${theirs.length} segment${theirs.length === 1 ? '' : 's'}` : 'In no segment'),
+    theirs.length
+      ? h('table', { id: 'customer-segments' },
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Segment'), h('th', { scope: 'col' }, 'Member since'), h('th', { scope: 'col' }, ''))),
+        h('tbody', {}, theirs.map((m) => h('tr', { 'data-segment': m.id },
+          h('td', {}, h('a', { href: segmentHref(m.id) }, names.get(m.id) ?? m.id), h('div', { class: 'muted small mono' }, m.id)),
+          h('td', {}, time(m.since)),
+          h('td', {}, h('a', { href: `${customerHref(id)}?segment=${encodeURIComponent(m.id)}` }, 'Why?'))))))
+      : h('p', { class: 'muted', id: 'customer-none' }, 'This customer is in none of the segments (an unknown id is in none, too).'));
 }
 
 function explanation(lookup, segment, names) {
@@ -94,5 +112,22 @@ function explanation(lookup, segment, names) {
       },
       h('span', { class: `mark ${c.held ? 'yes' : 'no'}`, 'aria-label': c.held ? 'holds' : 'does not hold' }, c.held ? '✓' : '✗'),
       h('span', { class: 'explanation' }, c.explanation),
-      h('span', { class: 'muted small mono' }, `  ${c.path}`)))));
+      h('span', { class: 'muted small mono' }, `  ${c.path}`),
+      Array.isArray(c.condition?.sequence) ? reachedSteps(c) : null))));
+}
+
+/** A sequence's steps as explained: each with the instant it was first reached (the API's
+ *  `rank_or_follow_ups`, null where it was not) and, when the chain was completed, when. */
+function reachedSteps(c) {
+  const at = Array.isArray(c.rank_or_follow_ups) ? c.rank_or_follow_ups : [];
+  return h('div', { class: 'sequence-explained' },
+    h('ol', { class: 'reached' }, c.condition.sequence.map((step, i) => {
+      const when = at[i] ?? null;
+      return h('li', { 'data-step': i, 'data-reached': String(when !== null), 'data-at': when ?? '' },
+        h('span', { class: `mark ${when !== null ? 'yes' : 'no'}`, 'aria-label': when !== null ? 'reached' : 'not reached' }, when !== null ? '✓' : '✗'),
+        `Step ${i + 1}: ${stepText(step)} — `,
+        when !== null ? h('span', {}, 'first reached ', time(when)) : h('span', { class: 'muted' }, 'not reached'));
+    })),
+    h('p', { class: 'small', 'data-completed': c.value ?? '' },
+      c.value ? h('span', {}, 'The whole sequence was completed ', time(c.value)) : h('span', { class: 'muted' }, 'The sequence was not completed.')));
 }

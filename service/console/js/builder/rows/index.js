@@ -3,6 +3,7 @@
 
 import './attribute.js';
 import './event.js';
+import './sequence.js';
 import './group.js';
 import './segment.js';
 import './bucket.js';
