@@ -617,7 +617,23 @@ impl Parser {
                 self.number(n, path).map(Value::Number)
             }
             (Op::Gt | Op::Gte | Op::Lt | Op::Lte, Json::String(text)) => {
-                self.instant(text, path).map(Value::Instant)
+                match parse_instant(text, self.tz) {
+                    Ok(at) => Some(Value::Instant(at)),
+                    // The column's type is not known yet: a string can only be an instant
+                    // here, but the writer may have meant a number (`"abc"` on `amount`).
+                    Err(e) => {
+                        for mut problem in e.into_problems(path) {
+                            problem.allowed = allowed.to_string();
+                            problem.message = format!(
+                                "`{op}` compares with a number, or with an instant on a timestamp \
+                                 column, and this string is not an instant: {}",
+                                problem.message
+                            );
+                            self.problems.push(problem);
+                        }
+                        None
+                    }
+                }
             }
             (Op::Between, _) => self.range(value, path, RangeOf::Either),
             (Op::WithinLast | Op::OlderThan, Json::String(text)) => {
@@ -1759,5 +1775,23 @@ mod tests {
         for id in ["", "-a", "_a", "A", "a b", "ağ", "a.b", &"a".repeat(65)] {
             assert!(!is_valid_id(id), "{id}");
         }
+    }
+
+    #[test]
+    fn a_string_compared_as_a_number_is_told_both_ways() {
+        let doc = with(json!({"attribute": "total_order_amount", "op": "gte", "value": "abc"}));
+        let problems = parse_definition(&doc, Tz::UTC).expect_err("refused");
+        let problem = problems.iter().next().expect("one problem");
+        assert_eq!(problem.path, "condition.value");
+        assert!(problem.allowed.contains("a number"), "{problem:?}");
+        assert!(
+            problem.message.contains("`gte` compares with a number"),
+            "{problem:?}"
+        );
+        // A date that is no date still says which part is wrong.
+        let doc = with(json!({"attribute": "registered_at", "op": "lt", "value": "2025-13-01"}));
+        let problems = parse_definition(&doc, Tz::UTC).expect_err("refused");
+        let problem = problems.iter().next().expect("one problem");
+        assert!(problem.message.contains("not a valid date"), "{problem:?}");
     }
 }
