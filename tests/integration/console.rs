@@ -223,6 +223,26 @@ async fn console_files_auth_schema_and_templates_over_http() {
 }
 
 /// Where the browser test leaves its screenshots and report.
+/// The builder's live preview in a driver report `shown` (its instant, size and sample of 12)
+/// equals `POST /v1/segments/preview` of `definition` at the same instant, and is not empty.
+async fn assert_live_preview_is_the_apis(
+    c: &reqwest::Client,
+    s: &Server,
+    definition: &Value,
+    shown: &Value,
+) {
+    let (_, preview) = post(
+        c,
+        s.url("/v1/segments/preview"),
+        READ,
+        json!({"definition": definition, "as_of": shown["preview_as_of"], "sample": 12}),
+    )
+    .await;
+    assert_eq!(shown["preview_size"], preview["size"], "{preview}");
+    assert!(preview["size"].as_u64().unwrap() > 0, "{preview}");
+    assert_eq!(shown["sample"], preview["sample"]);
+}
+
 fn artefacts() -> PathBuf {
     let dir = std::env::var_os("KITLE_TEST_ARTEFACTS")
         .map(PathBuf::from)
@@ -400,16 +420,7 @@ async fn a_marketer_builds_saves_and_explains_a_segment_in_a_real_browser() {
     assert!(r["put"]["url"].as_str().unwrap().ends_with(SLUG));
 
     // Its live preview is the API's for that document at the same instant.
-    let (_, preview) = post(
-        &c,
-        s.url("/v1/segments/preview"),
-        READ,
-        json!({"definition": expected, "as_of": b["preview_as_of"], "sample": 12}),
-    )
-    .await;
-    assert_eq!(b["preview_size"], preview["size"], "{preview}");
-    assert!(preview["size"].as_u64().unwrap() > 0, "{preview}");
-    assert_eq!(b["sample"], preview["sample"]);
+    assert_live_preview_is_the_apis(&c, &s, &expected, b).await;
     // (The API now compares with the refresh the driver made later; when the builder
     // previewed, the segment was new and the console said so.)
     assert!(b["preview_diff"].as_str().unwrap().contains("new segment"));

@@ -7,13 +7,29 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use super::{READ, get, post, ready_made, strings};
+use super::{READ, assert_live_preview_is_the_apis, get, post, ready_made, strings};
 use crate::support::Server;
 
 /// What the driver types as the sequence segment's name, and the id made from it.
 const SEQUENCE_NAME: &str = "Ayakkabı hunisi: bakıp sepete ekleyip sipariş verenler";
 const SEQUENCE_SLUG: &str = "ayakkabi-hunisi-bakip-sepete-ekleyip-siparis-verenler";
 const FUNNEL: &str = "funnel-view-cart-order-7d";
+
+/// The `(path, message)` of each problem in a list of them (the API's `details`, or what the
+/// driver read off the builder).
+fn paths_and_messages(problems: &Value) -> Vec<(String, String)> {
+    problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().into(),
+                p["message"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
 
 /// The stored definition of `id`, without the figures the API adds.
 async fn stored(c: &reqwest::Client, s: &Server, id: &str) -> Value {
@@ -66,28 +82,8 @@ pub(super) async fn before_the_erasure(c: &reqwest::Client, s: &Server, r: &Valu
     )
     .await;
     assert_eq!(status, 400, "{refused}");
-    let api: Vec<(String, String)> = refused["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["path"].as_str().unwrap().into(),
-                p["message"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    let shown: Vec<(String, String)> = q["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["path"].as_str().unwrap().into(),
-                p["message"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let api = paths_and_messages(&refused["error"]["details"]);
+    let shown = paths_and_messages(&q["problems"]);
     assert_eq!(
         shown.iter().collect::<BTreeSet<_>>(),
         api.iter().collect::<BTreeSet<_>>()
@@ -115,16 +111,7 @@ pub(super) async fn before_the_erasure(c: &reqwest::Client, s: &Server, r: &Valu
     assert_eq!(q["json"], expected);
     assert_eq!(q["put"]["body"], expected);
     assert_eq!(stored(c, s, SEQUENCE_SLUG).await, expected);
-    let (_, preview) = post(
-        c,
-        s.url("/v1/segments/preview"),
-        READ,
-        json!({"definition": expected, "as_of": q["preview_as_of"], "sample": 12}),
-    )
-    .await;
-    assert_eq!(q["preview_size"], preview["size"], "{preview}");
-    assert!(preview["size"].as_u64().unwrap() > 0, "{preview}");
-    assert_eq!(q["sample"], preview["sample"]);
+    assert_live_preview_is_the_apis(c, s, &expected, q).await;
     let words = q["sentences"].as_str().unwrap();
     assert!(
         words.contains(
