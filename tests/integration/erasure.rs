@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::http::{feed, json_of};
 use crate::support::{Server, kitle};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::DataType;
@@ -229,51 +230,7 @@ fn client() -> reqwest::Client {
 }
 
 async fn call(request: reqwest::RequestBuilder, token: &str) -> (StatusCode, Value) {
-    let response = request.bearer_auth(token).send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// The whole feed of `segment` from `since` on, in pages of `limit`: (changes, the cursor
-/// before each change's page).
-async fn feed(
-    c: &reqwest::Client,
-    s: &Server,
-    segment: &str,
-    since: Option<&str>,
-    limit: usize,
-) -> (Vec<(String, String, String)>, Vec<(usize, String)>) {
-    let mut changes = Vec::new();
-    let mut cursors = Vec::new();
-    let mut cursor = since.map(str::to_string);
-    for _ in 0..10_000 {
-        let mut url = s.url(&format!("/v1/segments/{segment}/changes?limit={limit}"));
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&since={c}"));
-            cursors.push((changes.len(), c.clone()));
-        }
-        let (status, page) = call(c.get(url), READ).await;
-        assert_eq!(status, 200, "{page}");
-        let items = page["changes"].as_array().unwrap();
-        assert!(items.len() <= limit);
-        for item in items {
-            changes.push((
-                item["customer_id"].as_str().unwrap().to_string(),
-                item["change"].as_str().unwrap().to_string(),
-                item["at"].as_str().unwrap().to_string(),
-            ));
-        }
-        let next = page["next_cursor"].as_str().unwrap().to_string();
-        if items.is_empty() {
-            return (changes, cursors);
-        }
-        cursor = Some(next);
-    }
-    panic!("the feed of {segment} does not end");
+    json_of(request.bearer_auth(token).send().await.unwrap()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +264,7 @@ async fn erasure_forgets_a_customer_in_every_file_and_keeps_them_out() {
     let s = Server::start(&["serve"], &[], dir.path(), None, WAIT);
     let c = client();
     // A consumer's feed before the erasure, and a cursor from the middle of it.
-    let (before, cursors) = feed(&c, &s, &segment, None, 7).await;
+    let (before, cursors) = feed(&c, &s, READ, &segment, None, 7).await;
     assert!(before.iter().any(|(id, ..)| *id == x));
     let (position, old_cursor) = cursors[cursors.len() / 2].clone();
 
@@ -353,9 +310,9 @@ async fn erasure_forgets_a_customer_in_every_file_and_keeps_them_out() {
             at.clone(),
         )))
         .collect();
-    let (after, _) = feed(&c, &s, &segment, Some(&old_cursor), 7).await;
+    let (after, _) = feed(&c, &s, READ, &segment, Some(&old_cursor), 7).await;
     assert_eq!(after, expected);
-    let (whole, _) = feed(&c, &s, &segment, None, 1000).await;
+    let (whole, _) = feed(&c, &s, READ, &segment, None, 1000).await;
     let mine: Vec<_> = whole.iter().filter(|(id, ..)| *id == x).collect();
     assert_eq!(mine, [&(x.clone(), "exited".to_string(), at.clone())]);
     // One exit per segment left, at the erasure's instant, in the history too.

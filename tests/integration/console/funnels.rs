@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{READ, assert_live_preview_is_the_apis, get, post, ready_made, strings};
 use crate::support::Server;
+use crate::support::http::feed;
 
 /// What the driver types as the sequence segment's name, and the id made from it.
 const SEQUENCE_NAME: &str = "Ayakkabı hunisi: bakıp sepete ekleyip sipariş verenler";
@@ -267,27 +268,12 @@ pub(super) async fn after_the_erasure(c: &reqwest::Client, s: &Server, r: &Value
     let rows: Vec<Value> = sorted.iter().map(|s| json!([s, "exited"])).collect();
     assert_eq!(sql["rows"], json!(rows));
     for segment in &left {
-        let mut theirs = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..100 {
-            let mut url = s.url(&format!("/v1/segments/{segment}/changes?limit=10000"));
-            if let Some(c) = &cursor {
-                url.push_str(&format!("&since={c}"));
-            }
-            let (status, page) = get(c, url, Some(READ)).await;
-            assert_eq!(status, 200, "{segment}: {page}");
-            let changes = page["changes"].as_array().unwrap();
-            if changes.is_empty() {
-                break;
-            }
-            theirs.extend(
-                changes
-                    .iter()
-                    .filter(|x| x["customer_id"] == who)
-                    .map(|x| x["change"].clone()),
-            );
-            cursor = page["next_cursor"].as_str().map(str::to_string);
-        }
-        assert_eq!(theirs, vec![json!("exited")], "{segment}'s feed");
+        let (changes, _) = feed(c, s, READ, segment, None, 10_000).await;
+        let theirs: Vec<&str> = changes
+            .iter()
+            .filter(|(customer, _, _)| customer == who)
+            .map(|(_, change, _)| change.as_str())
+            .collect();
+        assert_eq!(theirs, ["exited"], "{segment}'s feed");
     }
 }

@@ -140,3 +140,43 @@ pub(crate) async fn code(response: reqwest::Response) -> (u16, String, Value) {
 pub(crate) async fn call(request: reqwest::RequestBuilder) -> (u16, String, Value) {
     code(request.send().await.unwrap()).await
 }
+
+/// The whole feed of `segment` from `since` on, in pages of `limit`, read with `token`:
+/// (customer, change, at) of each change, and the cursor before each page (with the number of
+/// changes before it).
+pub(crate) async fn feed(
+    c: &reqwest::Client,
+    s: &Server,
+    token: &str,
+    segment: &str,
+    since: Option<&str>,
+    limit: usize,
+) -> (Vec<(String, String, String)>, Vec<(usize, String)>) {
+    let mut changes = Vec::new();
+    let mut cursors = Vec::new();
+    let mut cursor = since.map(str::to_string);
+    for _ in 0..10_000 {
+        let mut url = s.url(&format!("/v1/segments/{segment}/changes?limit={limit}"));
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&since={c}"));
+            cursors.push((changes.len(), c.clone()));
+        }
+        let (status, page) = json_of(c.get(url).bearer_auth(token).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["changes"].as_array().unwrap();
+        assert!(items.len() <= limit);
+        for item in items {
+            changes.push((
+                item["customer_id"].as_str().unwrap().to_string(),
+                item["change"].as_str().unwrap().to_string(),
+                item["at"].as_str().unwrap().to_string(),
+            ));
+        }
+        let next = page["next_cursor"].as_str().unwrap().to_string();
+        if items.is_empty() {
+            return (changes, cursors);
+        }
+        cursor = Some(next);
+    }
+    panic!("the feed of {segment} does not end");
+}
