@@ -152,6 +152,8 @@ impl crate::Error {
             Error::DataFusion(e) => classify(e),
             Error::Arrow(e) => classify_arrow(e),
             Error::TimeLimit { .. } => Blame::Limit,
+            Error::Cluster { data: true, .. } => Blame::Evaluation,
+            Error::Cluster { .. } => Blame::Engine,
             Error::CommitConflict { .. } | Error::Conflict { .. } => Blame::Conflict,
         }
     }

@@ -57,7 +57,7 @@ impl Deadline {
 }
 
 /// The physical optimizer rule that wraps every operator of a plan in a [`DeadlineExec`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DeadlineRule(pub Deadline);
 
 impl PhysicalOptimizerRule for DeadlineRule {

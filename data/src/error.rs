@@ -108,6 +108,22 @@ pub enum Error {
         key: &'static str,
     },
 
+    /// A plan run on the cluster engine failed: the scheduler cannot be reached, the job failed
+    /// (an executor lost beyond Ballista's retries, a task that failed), or the scheduler
+    /// refused it. The service's, unless a task failed on the data itself (`data`).
+    #[error("the cluster engine {engine} failed: {reason}: {message}")]
+    Cluster {
+        /// The engine (`ballista://HOST:PORT`).
+        engine: String,
+        /// What kind of failure, in words (`its scheduler cannot be reached`).
+        reason: &'static str,
+        /// Ballista's own message.
+        message: String,
+        /// Whether a task failed on the data (a division by zero): the query's, as on the local
+        /// engine.
+        data: bool,
+    },
+
     /// A local file-system operation failed.
     #[error("{context}: {source}")]
     Io {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::{DataType, Field};
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectMeta;
+use object_store::{ObjectMeta, ObjectStore};
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::file::metadata::ParquetMetaDataReader;
@@ -156,43 +156,14 @@ pub async fn check_table_files(
         let Some(relative) = store.relative(&meta.location) else {
             continue;
         };
-        let file_name = relative.rsplit('/').next().unwrap_or_default();
-        if relative
-            .split('/')
-            .any(|part| part.starts_with('.') || part.starts_with('_'))
-        {
-            // Hidden files and writer markers (`_SUCCESS`, `.crc`) are not data.
-            continue;
-        }
-        if !file_name.ends_with(layout::PARQUET_EXTENSION) {
-            skipped.push(SkippedFile {
+        match path_problem(table, &relative) {
+            PathVerdict::Data => candidates.push((relative, meta)),
+            PathVerdict::NotData => {}
+            PathVerdict::Skipped(reason) => skipped.push(SkippedFile {
                 path: relative,
-                reason: "not a .parquet file".into(),
-            });
-            continue;
+                reason,
+            }),
         }
-        match table {
-            ContractTable::Events if layout::partition_date_of(&relative).is_none() => {
-                skipped.push(SkippedFile {
-                    path: relative,
-                    reason: format!(
-                        "not inside an {}/{}=YYYY-MM-DD/ partition",
-                        layout::EVENTS_DIR,
-                        layout::EVENTS_PARTITION_COLUMN
-                    ),
-                });
-                continue;
-            }
-            ContractTable::Customers if relative.matches('/').count() != 1 => {
-                skipped.push(SkippedFile {
-                    path: relative,
-                    reason: format!("not directly inside {}/", layout::CUSTOMERS_DIR),
-                });
-                continue;
-            }
-            _ => {}
-        }
-        candidates.push((relative, meta));
     }
 
     let verdicts: Vec<(String, ObjectMeta, Verdict)> = futures::stream::iter(candidates)
@@ -200,7 +171,7 @@ pub async fn check_table_files(
             let verdict = match cache.get(&meta) {
                 Some(v) => v,
                 None => {
-                    let v = check_footer(store, &meta, table).await;
+                    let v = check_footer(store.object_store().as_ref(), &meta, table).await;
                     cache.put(&meta, &v);
                     v
                 }
@@ -261,6 +232,70 @@ pub async fn check_table_files(
     })
 }
 
+/// What a file's path alone says about it.
+enum PathVerdict {
+    /// A data file of the table, to be judged by its footer.
+    Data,
+    /// Not data at all (hidden files, writer markers): left out silently.
+    NotData,
+    /// Not where the table's files belong, or not Parquet: left out and reported.
+    Skipped(String),
+}
+
+/// Judges a file of `table` by its path relative to the store root.
+fn path_problem(table: ContractTable, relative: &str) -> PathVerdict {
+    let file_name = relative.rsplit('/').next().unwrap_or_default();
+    if relative
+        .split('/')
+        .any(|part| part.starts_with('.') || part.starts_with('_'))
+    {
+        // Hidden files and writer markers (`_SUCCESS`, `.crc`) are not data.
+        return PathVerdict::NotData;
+    }
+    if !file_name.ends_with(layout::PARQUET_EXTENSION) {
+        return PathVerdict::Skipped("not a .parquet file".into());
+    }
+    match table {
+        ContractTable::Events if layout::partition_date_of(relative).is_none() => {
+            PathVerdict::Skipped(format!(
+                "not inside an {}/{}=YYYY-MM-DD/ partition",
+                layout::EVENTS_DIR,
+                layout::EVENTS_PARTITION_COLUMN
+            ))
+        }
+        ContractTable::Customers if relative.matches('/').count() != 1 => {
+            PathVerdict::Skipped(format!("not directly inside {}/", layout::CUSTOMERS_DIR))
+        }
+        _ => PathVerdict::Data,
+    }
+}
+
+/// Whether `meta`, a file of `table` at `relative` (its path from the store's root), is one
+/// that [`check_table_files`] would count readable: the same path rules and the same footer
+/// verdict (cached in `cache`), one file at a time. For processes that list the store
+/// themselves (a cluster's scheduler), so that they leave out exactly the files the
+/// coordinator leaves out.
+pub async fn is_readable(
+    object_store: &dyn ObjectStore,
+    table: ContractTable,
+    relative: &str,
+    meta: &ObjectMeta,
+    cache: &FooterCache,
+) -> bool {
+    if !matches!(path_problem(table, relative), PathVerdict::Data) {
+        return false;
+    }
+    let verdict = match cache.get(meta) {
+        Some(v) => v,
+        None => {
+            let v = check_footer(object_store, meta, table).await;
+            cache.put(meta, &v);
+            v
+        }
+    };
+    matches!(verdict, Verdict::Readable { .. })
+}
+
 /// Adds an extra column seen in one file to the table's extras: the first file (by path) to
 /// have it sets its type; a later file with a different normalised type turns it into text,
 /// which every type can be read as.
@@ -290,8 +325,12 @@ fn merge_extra(
 const FOOTER_GUESS: u64 = 64 * 1024;
 
 /// Reads one footer and judges the file against the contract.
-async fn check_footer(store: &Store, meta: &ObjectMeta, table: ContractTable) -> Verdict {
-    match read_footer(store, meta).await {
+async fn check_footer(
+    object_store: &dyn ObjectStore,
+    meta: &ObjectMeta,
+    table: ContractTable,
+) -> Verdict {
+    match read_footer(object_store, meta).await {
         Ok(metadata) => judge(&metadata, table),
         Err(reason) => Verdict::Unreadable(format!("not a valid Parquet file: {reason}")),
     }
@@ -299,14 +338,13 @@ async fn check_footer(store: &Store, meta: &ObjectMeta, table: ContractTable) ->
 
 /// Fetches and decodes a Parquet footer (`… metadata | length | "PAR1"`) with ranged reads.
 async fn read_footer(
-    store: &Store,
+    object_store: &dyn ObjectStore,
     meta: &ObjectMeta,
 ) -> std::result::Result<ArrowReaderMetadata, String> {
     let size = meta.size;
     if size < 12 {
         return Err(format!("{size} bytes is too short for a Parquet file"));
     }
-    let object_store = store.object_store();
     let start = size.saturating_sub(FOOTER_GUESS);
     let mut tail = object_store
         .get_range(&meta.location, start..size)

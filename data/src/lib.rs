@@ -28,6 +28,7 @@ macro_rules! engine {
 
 engine! {
     pub mod blame;
+    pub mod cluster;
     pub mod commit;
     pub mod deadline;
     pub mod definitions;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::common::ScalarValue;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::contract::timestamp_type;
@@ -96,20 +96,62 @@ pub async fn register_tables(
         Field::new("last_as_of", timestamp_type(), true),
         Field::new("definition", DataType::Utf8, false),
     ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(StringArray::from(ids)),
-            Arc::new(StringArray::from(names)),
-            Arc::new(StringArray::from(refresh)),
-            Arc::new(arrow::array::UInt64Array::from(sizes)),
-            Arc::new(TimestampMicrosecondArray::from(last).with_timezone(crate::contract::UTC)),
-            Arc::new(StringArray::from(documents)),
-        ],
+    ctx.register_table(
+        "segments",
+        values_table(
+            Arc::clone(&schema),
+            ids.into_iter()
+                .zip(names)
+                .zip(refresh)
+                .zip(sizes)
+                .zip(last)
+                .zip(documents)
+                .map(|(((((id, name), refresh), size), last), document)| {
+                    vec![
+                        ScalarValue::from(id),
+                        ScalarValue::from(name),
+                        ScalarValue::from(refresh),
+                        ScalarValue::UInt64(size),
+                        ScalarValue::TimestampMicrosecond(
+                            last,
+                            Some(crate::contract::UTC.into()),
+                        ),
+                        ScalarValue::from(document),
+                    ]
+                })
+                .collect(),
+        )?,
     )?;
-    let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]])?;
-    ctx.register_table("segments", Arc::new(table))?;
     Ok(())
+}
+
+/// A table of the given rows as a view over a `VALUES` plan (an empty table when there are
+/// none): unlike an in-memory table, a plan that reads it can be sent to a cluster engine.
+fn values_table(
+    schema: SchemaRef,
+    rows: Vec<Vec<ScalarValue>>,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    if rows.is_empty() {
+        return Ok(Arc::new(datafusion::datasource::empty::EmptyTable::new(
+            schema,
+        )));
+    }
+    let rows: Vec<Vec<datafusion::prelude::Expr>> = rows
+        .into_iter()
+        .map(|row| row.into_iter().map(datafusion::prelude::lit).collect())
+        .collect();
+    let columns: Vec<datafusion::prelude::Expr> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            datafusion::prelude::col(format!("column{}", i + 1)).alias(field.name())
+        })
+        .collect();
+    let plan = datafusion::logical_expr::LogicalPlanBuilder::values(rows)?
+        .project(columns)?
+        .build()?;
+    Ok(Arc::new(datafusion::datasource::ViewTable::new(plan, None)))
 }
 
 /// A table over exactly `files` (paths relative to the store root), or an empty one.
@@ -121,10 +163,9 @@ fn files_table(
     use datafusion::datasource::file_format::parquet::ParquetFormat;
     use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
     if files.is_empty() {
-        return Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+        return Ok(Arc::new(datafusion::datasource::empty::EmptyTable::new(
             schema,
-            vec![vec![]],
-        )?));
+        )));
     }
     let urls = files
         .iter()

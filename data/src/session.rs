@@ -143,19 +143,30 @@ pub fn context_with_config(
         .build_arc()
         .expect("a runtime with the default disk manager builds");
     runtime.register_object_store(store.base_url(), Arc::clone(store.object_store()));
-    let mut state = SessionStateBuilder::new()
+    let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features();
-    if let (Some(limit), Some((at, what))) = (limits.time, &limits.deadline) {
-        state = state.with_physical_optimizer_rule(Arc::new(DeadlineRule(Deadline {
+    let deadline = match (limits.time, &limits.deadline) {
+        (Some(limit), Some((at, what))) => Some(DeadlineRule(Deadline {
             at: *at,
             limit,
             what: what.clone(),
             key: limits.time_key,
-        })));
-    }
-    with_functions(SessionContext::new_with_state(state.build()))
+        })),
+        _ => None,
+    };
+    // On a cluster the plan Ballista's planner returns is not optimised here: the deadline
+    // wraps it inside the cluster's planner instead (see `crate::cluster::errors`).
+    let state = if store.engine().is_local() {
+        match deadline {
+            Some(rule) => state.with_physical_optimizer_rule(Arc::new(rule)).build(),
+            None => state.build(),
+        }
+    } else {
+        store.engine().upgrade(state.build(), deadline)
+    };
+    with_functions(SessionContext::new_with_state(state))
 }
 
 /// `ctx` with kitle's own functions registered ([`crate::functions::register`]): every

@@ -142,6 +142,8 @@ pub struct Store {
     identity: Option<Identity>,
     /// The folder of a local store (`None` for S3): commits lock files there.
     local: Option<PathBuf>,
+    /// Where queries over this store run (the local engine unless [`Store::with_engine`]).
+    engine: crate::cluster::Engine,
 }
 
 impl Store {
@@ -202,6 +204,7 @@ impl Store {
             strict,
             identity: None,
             local: Some(absolute),
+            engine: crate::cluster::Engine::Local,
         })
     }
 
@@ -228,7 +231,21 @@ impl Store {
             strict,
             identity: None,
             local: None,
+            engine: crate::cluster::Engine::Local,
         })
+    }
+
+    /// The store with its queries run on `engine`: every session [`crate::session`] builds for
+    /// it then runs its plans there. Reads and writes of kitle's own objects (manifest,
+    /// memberships) stay in this process whatever the engine.
+    pub fn with_engine(mut self, engine: crate::cluster::Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Where queries over this store run.
+    pub fn engine(&self) -> &crate::cluster::Engine {
+        &self.engine
     }
 
     /// The object store every read and write goes through.

@@ -54,6 +54,8 @@ pub struct RefreshOutcome {
     pub retries: u32,
     /// Files skipped and rows dropped while reading the store.
     pub report: ReadReport,
+    /// Where the plans ran: `local`, or the cluster engine's `ballista://HOST:PORT`.
+    pub engine: String,
 }
 
 /// The stored definitions, parsed (instants of stored definitions are UTC, so the zone only
@@ -401,6 +403,7 @@ async fn refresh_unlimited(run: RefreshRun<'_>) -> Result<RefreshOutcome, Error>
     let commit = memberships::commit(store, &manifest, &versions).await?;
     progress.finish();
     Ok(RefreshOutcome {
+        engine: store.engine().to_string(),
         as_of,
         segments: commit
             .records

@@ -25,6 +25,10 @@ struct Cli {
     /// Fail on an unreadable file instead of skipping and reporting it.
     #[arg(long, global = true)]
     strict: bool,
+    /// Where plans run: `local`, or `ballista://HOST:PORT` for a Ballista cluster's scheduler
+    /// (else KITLE_ENGINE, else the `engine` key of kitle.toml, else local).
+    #[arg(long, global = true)]
+    engine: Option<String>,
     /// Print one JSON document on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -84,6 +88,10 @@ enum Command {
     /// List kitle's data files that no committed version names (left by killed or refused
     /// refreshes and removed segments); remove them with --delete.
     Gc(commands::gc::GcArgs),
+    /// Run a Ballista scheduler for kitle's plans (the cluster engine's coordinator of tasks).
+    Scheduler(commands::cluster::SchedulerArgs),
+    /// Run a Ballista executor for kitle's plans, registered with a scheduler.
+    Executor(commands::cluster::ExecutorArgs),
     /// Run analyst SQL over the store's tables.
     Sql {
         /// The query.
@@ -99,6 +107,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         config_file: cli.config.clone(),
         store: cli.store.clone(),
         strict: cli.strict,
+        engine: cli.engine.clone(),
     })?;
     let ctx = Context {
         config,
@@ -119,6 +128,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Demo(args) => commands::serve::run_demo(&ctx, args).await,
         Command::Gc(args) => commands::gc::run(&ctx, args).await,
+        Command::Scheduler(args) => commands::cluster::run_scheduler(&ctx, args).await,
+        Command::Executor(args) => commands::cluster::run_executor(&ctx, args).await,
     }
 }
 
@@ -126,6 +137,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 fn default_log(cli: &Cli) -> &'static str {
     match cli.command {
         Command::Serve { .. } | Command::Demo(_) => "info,tower_http=warn",
+        Command::Scheduler(_) | Command::Executor(_) => "info",
         _ => "warn",
     }
 }

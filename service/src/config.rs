@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CliError;
 
+mod cluster;
+pub use cluster::{ClusterConfig, ClusterFile};
+
 /// The configuration file looked for in the working directory when `--config` is not given.
 pub const CONFIG_FILE: &str = "kitle.toml";
 
@@ -50,6 +53,11 @@ pub struct FileConfig {
     /// S3 connection settings: `AmazonS3Builder` configuration keys (each falls back to the
     /// `AWS_*` variables).
     pub s3: S3Options,
+    /// Where plans run: `local` (this process, the default) or `ballista://HOST:PORT` (a
+    /// Ballista cluster's scheduler; see `docs/cluster.md`).
+    pub engine: String,
+    /// Cluster engine settings (coordinator and nodes).
+    pub cluster: ClusterFile,
     /// `kitle serve` settings.
     pub serve: ServeFile,
 }
@@ -64,6 +72,8 @@ impl Default for FileConfig {
             identity: String::new(),
             gc_grace_seconds: kitle_data::layout::DEFAULT_GC_GRACE_SECONDS,
             s3: S3Options::default(),
+            engine: "local".to_string(),
+            cluster: ClusterFile::default(),
             serve: ServeFile::default(),
         }
     }
@@ -235,6 +245,10 @@ pub struct Config {
     pub refresh_memory_limit_mb: usize,
     /// How long `kitle gc` leaves unnamed files alone.
     pub gc_grace: Duration,
+    /// Where plans run.
+    pub engine: kitle_data::cluster::Engine,
+    /// Cluster engine settings.
+    pub cluster: ClusterConfig,
     /// `kitle serve` settings.
     pub serve: ServeConfig,
 }
@@ -257,6 +271,8 @@ pub struct Overrides {
     pub store: Option<String>,
     /// `--strict`.
     pub strict: bool,
+    /// `--engine local|ballista://HOST:PORT`.
+    pub engine: Option<String>,
 }
 
 /// Variables with a `KITLE_` prefix that are not configuration keys (read elsewhere).
@@ -562,7 +578,11 @@ impl FileConfig {
                 ));
             }
         };
+        let engine = cluster::engine_of(overrides.engine.as_deref().unwrap_or(&self.engine))?;
+        let cluster = self.cluster.validate()?;
         Ok(Config {
+            engine,
+            cluster,
             store: StoreConfig {
                 url: overrides.store.clone().unwrap_or(self.store),
                 s3: self.s3,

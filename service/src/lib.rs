@@ -34,6 +34,20 @@ pub struct Context {
     pub json: bool,
 }
 
+impl Context {
+    /// Opens the configured store, with its queries run on the configured engine.
+    pub fn open_store(&self) -> Result<kitle_data::Store, error::CliError> {
+        let store = kitle_data::Store::open(&self.config.store)?;
+        let engine = self
+            .config
+            .engine
+            .clone()
+            .with_connect_timeout(self.config.cluster.connect_timeout.as_secs())
+            .with_job_timeout(self.config.cluster.job_timeout.as_secs());
+        Ok(store.with_engine(engine))
+    }
+}
+
 /// Prints what reading the store left out, as warnings on stderr.
 pub fn warn_report(report: &kitle_data::tables::ReadReport) {
     for file in &report.skipped_files {

@@ -6,6 +6,7 @@
 //! (Chromium).
 
 mod cli;
+mod cluster;
 mod commits;
 mod conformance;
 mod console;

@@ -3,6 +3,7 @@
 //! `CARGO_BIN_EXE_kitle`: a test never runs a stale binary. Everything else comes from
 //! `kitle-tests` (servers, fixtures, the reference evaluator), re-exported here.
 
+pub(crate) mod cluster;
 pub(crate) mod http;
 
 use std::path::{Path, PathBuf};

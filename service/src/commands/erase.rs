@@ -1,7 +1,5 @@
 //! `kitle erase CUSTOMER_ID… [--reason TEXT]`: erasure (KVKK, GDPR), see `kitle_data::erasure`.
 
-use kitle_data::Store;
-
 use crate::Context;
 use crate::error::CliError;
 
@@ -10,7 +8,7 @@ pub async fn run(ctx: &Context, ids: &[String], reason: Option<&str>) -> Result<
     if ids.is_empty() {
         return Err(CliError::input("give at least one customer id to erase"));
     }
-    let store = Store::open(&ctx.config.store)?;
+    let store = ctx.open_store()?;
     let outcome =
         kitle_data::erasure::erase(&store, ids, reason, crate::now_to_the_second()).await?;
     if ctx.json {

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use kitle_data::Store;
 use kitle_data::gc::collect;
 
 use crate::Context;
@@ -53,7 +52,7 @@ pub async fn run(ctx: &Context, args: &GcArgs) -> Result<(), CliError> {
         Some(text) => parse_grace(text).map_err(|e| CliError::input(format!("--grace: {e}")))?,
         None => ctx.config.gc_grace,
     };
-    let store = Store::open(&ctx.config.store)?;
+    let store = ctx.open_store()?;
     let found = collect(&store, grace, Utc::now(), args.delete).await?;
     if ctx.json {
         println!("{}", serde_json::to_string(&found).unwrap_or_default());

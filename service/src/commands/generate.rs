@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use kitle_data::Store;
 use kitle_data::files::{contract_data_present, remove_contract_data};
 use kitle_data::generate::{GenerateOptions, generate};
 use serde_json::json;
@@ -34,7 +33,7 @@ pub struct GenerateArgs {
 
 /// Generates the shop and prints what was written.
 pub async fn run(ctx: &Context, args: &GenerateArgs) -> Result<(), CliError> {
-    let store = Store::open(&ctx.config.store)?;
+    let store = ctx.open_store()?;
     if contract_data_present(&store).await? {
         if !args.overwrite {
             return Err(CliError::input(format!(

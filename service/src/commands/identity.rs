@@ -24,7 +24,7 @@ pub enum IdentityCommand {
 
 /// Runs one identity subcommand.
 pub async fn run(ctx: &Context, command: &IdentityCommand) -> Result<(), CliError> {
-    let store = Store::open(&ctx.config.store)?;
+    let store = ctx.open_store()?;
     match command {
         IdentityCommand::Set { value } => set(ctx, &store, value).await,
         IdentityCommand::Show => show(ctx, &store).await,

@@ -1,5 +1,6 @@
 //! One module per command of the CLI.
 
+pub mod cluster;
 pub mod erase;
 pub mod gc;
 pub mod generate;

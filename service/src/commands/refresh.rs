@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use kitle_data::Store;
 use kitle_data::files::FooterCache;
 use kitle_data::memberships;
 use kitle_planner::refresh::{RefreshRun, refresh};
@@ -15,7 +14,7 @@ use crate::progress::TerminalProgress;
 
 /// Refreshes the named segments (all with none named) and prints each one's figures.
 pub async fn run_refresh(ctx: &Context, ids: &[String], at: Option<&str>) -> Result<(), CliError> {
-    let store = Store::open(&ctx.config.store)?;
+    let store = ctx.open_store()?;
     let at = as_of(ctx, at)?;
     // Refuse before evaluating anything when this process disagrees with the store's identity
     // setting (the commit would refuse anyway, after the whole evaluation): the caller's to fix.
@@ -61,7 +60,7 @@ pub async fn run_refresh(ctx: &Context, ids: &[String], at: Option<&str>) -> Res
 
 /// Prints the current members of a segment with `since`.
 pub async fn run_members(ctx: &Context, id: &str, format: TableFormat) -> Result<(), CliError> {
-    let store = Store::open(&ctx.config.store)?;
+    let store = ctx.open_store()?;
     let definitions = memberships::read_definitions(&store).await?;
     if !definitions.contains_key(id) {
         return Err(CliError::input(format!("no segment {id} is stored")));

@@ -127,7 +127,7 @@ async fn resolve(
 
 /// Runs one `segment` subcommand.
 pub async fn run(ctx: &Context, command: &SegmentCommand) -> Result<(), CliError> {
-    let store = Store::open(&ctx.config.store)?;
+    let store = ctx.open_store()?;
     let tz = ctx.config.time_zone;
     match command {
         SegmentCommand::Validate { files } => {

@@ -127,8 +127,19 @@ async fn serve_on(
                 .local_addr()
                 .map_err(|e| CliError::runtime(format!("cannot read the bound address: {e}")))?;
             let tokens = &ctx.config.serve.tokens;
+            // The PostgreSQL catalogue (`pg_catalog`, which psql's `\d` and BI tools' table
+            // lists join with the data) lives in this process's memory and cannot travel to a
+            // cluster: the protocol's queries run on the local engine whatever `engine` says.
+            let local = Analyst::new(
+                engine
+                    .store
+                    .clone()
+                    .with_engine(kitle_data::cluster::Engine::Local),
+                Arc::clone(&engine.cache),
+                Limits::of_service(&ctx.config.serve),
+            );
             let shared = Arc::new(crate::pg::Shared {
-                analyst: analyst.clone(),
+                analyst: local,
                 keys: (!tokens.is_empty()).then(|| {
                     crate::pg::scram::Keys::derive(
                         tokens.iter().map(|t| (t.token.as_str(), t.scope)),
@@ -212,7 +223,7 @@ pub async fn run_serve(
         (Some(_), Some(files)) => Some(crate::pg::tls::acceptor(files)?),
         _ => None,
     };
-    let store = Store::open(&ctx.config.store)?;
+    let store = ctx.open_store()?;
     refuse_other_identity(&store).await?;
     // The recorder first, so that what loading records (segment sizes, index memory) is kept.
     let metrics = install_metrics()?;
@@ -269,7 +280,7 @@ pub struct DemoArgs {
 /// and refreshed, then served, with a few `curl` lines to try.
 pub async fn run_demo(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     let addr = listen_address(ctx, Some(&args.listen))?;
-    let store = Store::open(&ctx.config.store)?;
+    let store = ctx.open_store()?;
     let listener = bind(addr).await?;
     if contract_data_present(&store).await? {
         eprintln!("using the shop already in {}", store.display_url());

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use kitle_data::Store;
 use kitle_data::files::FooterCache;
 
 use crate::Context;
@@ -15,7 +14,7 @@ use crate::output::{TableFormat, write_batches};
 
 /// Runs one read-only query and prints its result in `format`.
 pub async fn run(ctx: &Context, query: &str, format: TableFormat) -> Result<(), CliError> {
-    let store = Store::open(&ctx.config.store)?;
+    let store = ctx.open_store()?;
     let analyst = Analyst::new(store, Arc::new(FooterCache::new()), Limits::default());
     let session = analyst
         .session("cli")
