@@ -12,8 +12,8 @@ and on one scheduler + 2 executors, over the same store in the same run.
    - `1 executor`: `kitle scheduler` + one `kitle executor --concurrency 1` pinned to core 0
      with `taskset`, the refresh run with `--engine ballista://…`;
    - `2 executors`: the same with a second executor pinned to core 1;
-   a warm-up refresh on the local engine comes first, so every timed run reads a warm page
-   cache;
+   a warm-up refresh on the local engine comes first (unless --no-warmup), so every timed run
+   reads a warm page cache;
 3. checks that every run stored the same members (a digest of the sorted
    (segment_id, customer_id) pairs read with `kitle sql`);
 4. prints wall time, the coordinator's peak RSS and each node's peak RSS, and each cluster run's
@@ -109,7 +109,7 @@ class Cluster:
                    "--scheduler", f"127.0.0.1:{port}", "--listen", f"127.0.0.1:{flight}",
                    "--concurrency", "1", "--work-dir", os.path.join(logs, f"work-{i + 1}")]
             self.start(cmd, env, log, f"executor {i + 1} (core {core})")
-            wait_port(flight + 1, f"executor {i + 1}", log)
+            wait_port(flight, f"executor {i + 1}", log)
         # Give the executors a heartbeat to register.
         time.sleep(2)
 
@@ -135,6 +135,8 @@ def main():
     parser.add_argument("--end", default="2026-03-31")
     parser.add_argument("--as-of", default="2026-03-31T18:00:00Z")
     parser.add_argument("--skip-generate", action="store_true")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="skip the warm-up refresh (the page cache already holds the store)")
     args = parser.parse_args()
 
     env = dict(os.environ, KITLE_STORE=args.store, KITLE_LOG="warn")
@@ -149,7 +151,8 @@ def main():
     print(f"store {args.store}: {events / 2**20:.0f} MiB of event files")
 
     refresh = [args.kitle, "refresh", "--as-of", args.as_of, "--json"]
-    timed(refresh, env)  # warm-up: the page cache holds the store afterwards
+    if not args.no_warmup:
+        timed(refresh, env)  # warm-up: the page cache holds the store afterwards
     results = []
     wall, rss, out = timed(refresh, env)
     results.append(("local", wall, rss, {}, members_digest(args, env)))

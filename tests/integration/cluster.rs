@@ -536,8 +536,11 @@ async fn refresh_plans_travel_to_a_cluster_unchanged() {
         .await
         .unwrap();
     let codec = kitle_data::cluster::portable::KitleCodec::default();
-    let bytes =
-        proto::physical_plan_to_bytes_with_extension_codec(physical.clone(), &codec).unwrap();
+    let bytes = proto::physical_plan_to_bytes_with_extension_codec(
+        std::sync::Arc::clone(&physical),
+        &codec,
+    )
+    .unwrap();
     let executor = kitle_data::session::new_context(&store);
     let ran =
         proto::physical_plan_from_bytes_with_extension_codec(&bytes, &executor.task_ctx(), &codec)
