@@ -6,7 +6,7 @@
 //! with DataFusion's own codecs. What differs is where they run:
 //!
 //! - **The coordinator** (the CLI, the service) builds its sessions in [`crate::session`]; with
-//!   a cluster engine they are upgraded here ([`Engine::upgrade`]) so that every physical plan
+//!   a cluster engine they are upgraded here (`Engine::upgrade`) so that every physical plan
 //!   becomes one `DistributedQueryExec` submitted to the scheduler, whose failures come back
 //!   as [`crate::Error::Cluster`] naming the cluster ([`errors`]). The coordinator still reads
 //!   the manifest, writes memberships and commits: the cluster only computes.
