@@ -77,6 +77,37 @@ fn all_members(env: &[(&str, String)], cwd: &Path) -> String {
     )
 }
 
+/// Generates a shop into the store `env` names (`customers`, `days`, `seed`; ending
+/// 2026-03-31: the generator gives the same bytes for the same arguments) and stores the
+/// segments of `files`.
+fn generate_shop(
+    env: &[(&str, String)],
+    cwd: &Path,
+    customers: &str,
+    days: &str,
+    seed: &str,
+    files: &[String],
+) {
+    kitle_ok(
+        &[
+            "generate",
+            "--customers",
+            customers,
+            "--days",
+            days,
+            "--seed",
+            seed,
+            "--end",
+            "2026-03-31",
+        ],
+        env,
+        cwd,
+    );
+    let mut put = vec!["segment", "put"];
+    put.extend(files.iter().map(String::as_str));
+    kitle_ok(&put, env, cwd);
+}
+
 const SHOP_AS_OF: &str = "2026-03-31T18:00:00Z";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,24 +189,7 @@ async fn the_cluster_gives_the_local_engines_answers() {
     let mut remote = at(&env, "shop-cluster");
     let files = ready_made_files();
     for shop in [&local, &remote] {
-        kitle_ok(
-            &[
-                "generate",
-                "--customers",
-                "1200",
-                "--days",
-                "40",
-                "--seed",
-                "11",
-                "--end",
-                "2026-03-31",
-            ],
-            shop,
-            cwd.path(),
-        );
-        let mut put = vec!["segment", "put"];
-        put.extend(files.iter().map(String::as_str));
-        kitle_ok(&put, shop, cwd.path());
+        generate_shop(shop, cwd.path(), "1200", "40", "11", &files);
     }
     let local_run: Value = serde_json::from_str(&kitle_ok(
         &["refresh", "--as-of", SHOP_AS_OF, "--json"],
@@ -286,24 +300,7 @@ fn an_executor_killed_mid_refresh_loses_no_memberships() {
     let shop = at(&env, "killed");
     let files = ready_made_files();
     for store in [&expected, &shop] {
-        kitle_ok(
-            &[
-                "generate",
-                "--customers",
-                "800",
-                "--days",
-                "30",
-                "--seed",
-                "5",
-                "--end",
-                "2026-03-31",
-            ],
-            store,
-            cwd.path(),
-        );
-        let mut put = vec!["segment", "put"];
-        put.extend(files.iter().map(String::as_str));
-        kitle_ok(&put, store, cwd.path());
+        generate_shop(store, cwd.path(), "800", "30", "5", &files);
         // The memberships a failed refresh must leave: one local refresh a week earlier.
         kitle_ok(
             &["refresh", "--as-of", "2026-03-24T12:00:00Z"],
