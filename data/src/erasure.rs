@@ -346,6 +346,14 @@ async fn finish_rewrites(store: &Store, known: &BTreeSet<String>) -> Result<(usi
         }
     }
 
+    // A write killed midway on a local folder leaves object_store's staging file beside its
+    // target (`….parquet#N`), which listings never show: it may hold anything, so it goes too.
+    if let Some(root) = store.local_root() {
+        for dir in [layout::MEMBERSHIPS_DIR, layout::CHANGES_DIR] {
+            files_removed += remove_staging_files(&root.join(dir))?;
+        }
+    }
+
     commit_manifest(store, |mut manifest| {
         let pending = &pending;
         async move {
@@ -359,6 +367,39 @@ async fn finish_rewrites(store: &Store, known: &BTreeSet<String>) -> Result<(usi
     })
     .await?;
     Ok((files_rewritten, files_removed))
+}
+
+/// Removes the staging files of killed writes (`NAME.parquet#N`, what `object_store` writes
+/// before renaming to `NAME.parquet`) under `dir` of a local store; how many.
+fn remove_staging_files(dir: &std::path::Path) -> Result<usize> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            removed += remove_staging_files(&path)?;
+            continue;
+        }
+        if is_staging_file(&entry.file_name().to_string_lossy()) {
+            std::fs::remove_file(&path).map_err(|e| Error::Io {
+                context: format!("removing the staging file {}", path.display()),
+                source: e,
+            })?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether `name` is `object_store`'s staging name for a Parquet file (`NAME.parquet#N`).
+fn is_staging_file(name: &str) -> bool {
+    name.rsplit_once('#').is_some_and(|(base, n)| {
+        base.ends_with(layout::PARQUET_EXTENSION)
+            && !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_digit())
+    })
 }
 
 /// The `customer_id` values of one of kitle's own Parquet files.
@@ -402,6 +443,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staging_files_of_killed_writes_are_recognised() {
+        assert!(is_staging_file("v0000000006-18ed7dbbcba3a4bb.parquet#1"));
+        assert!(is_staging_file("v1.parquet#12"));
+        assert!(!is_staging_file("v1.parquet"));
+        assert!(!is_staging_file("v1.json#1"));
+        assert!(!is_staging_file("v1.parquet#"));
+        assert!(!is_staging_file("v1.parquet#x"));
+    }
 
     #[test]
     fn hashes_are_lower_case_hex_of_the_utf8_bytes() {

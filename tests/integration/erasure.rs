@@ -391,6 +391,42 @@ async fn erasure_forgets_a_customer_in_every_file_and_keeps_them_out() {
     assert_eq!(manifest(&store)["erasures"].as_array().unwrap().len(), 1);
 }
 
+/// A write killed midway on a local folder leaves `object_store`'s staging file
+/// (`….parquet#N`), which no listing shows; an erasure removes it with the rest, so no byte of
+/// the erased id stays behind.
+#[test]
+fn an_erasure_removes_the_staging_files_of_killed_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    refreshed_shop(
+        dir.path(),
+        120,
+        &["2025-11-20T12:00:00Z", "2025-12-01T12:00:00Z"],
+    );
+    let (x, _) = busiest_member(dir.path());
+    let store = dir.path().join("store");
+    let segment_dir = std::fs::read_dir(store.join("changes"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let staging = segment_dir.join("v0000000099-0000000000000000.parquet#1");
+    std::fs::write(&staging, format!("half a change log: {x},entered")).unwrap();
+    let out = kitle(&["erase", &x], &[], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!staging.exists(), "{} is still there", staging.display());
+    let (found, _) = references(&store, &x);
+    assert!(
+        found.is_empty(),
+        "files refer to {x}:\n{}",
+        found.join("\n")
+    );
+}
+
 /// `kitle erase` killed with SIGKILL after a growing delay, on fresh copies of one store:
 /// every time, either nothing happened (the customer is still in their segments, no erasure
 /// recorded) or the erasure is committed (in no current version, hash recorded); a rerun then
