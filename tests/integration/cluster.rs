@@ -16,19 +16,16 @@
 //! - and without a cluster: the plans of every ready-made segment survive Ballista's codecs
 //!   unchanged, logical (coordinator → scheduler) and physical (scheduler → executor).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::segments::refresh_scenario;
 use crate::support::cluster::{Cluster, cluster_env, free_port};
 use crate::support::http::{cases, client, post};
 use crate::support::{Backend, S3Server, Server, conformance_store, kitle, kitle_ok};
 use chrono::{DateTime, Utc};
+use kitle_data::Store;
 use kitle_data::cluster::Engine;
-use kitle_data::files::FooterCache;
-use kitle_data::session::Limits;
-use kitle_data::{NoProgress, Store, memberships};
-use kitle_planner::refresh::{RefreshRun, put_definitions, refresh};
 use serde_json::{Value, json};
 
 /// The ready-made segment files.
@@ -128,48 +125,17 @@ async fn the_cluster_gives_the_local_engines_answers() {
         let store = Store::open(&backend.config())
             .unwrap()
             .with_engine(engine.clone());
-        let documents = scenario["segments"].as_array().unwrap().clone();
-        put_definitions(&store, &FooterCache::new(), &documents, chrono_tz::UTC)
+        let (outcome, compared, differ) = refresh_scenario(&store, scenario, &cases)
             .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let as_of: DateTime<Utc> = scenario["as_of"].as_str().unwrap().parse().unwrap();
-        let outcome = refresh(RefreshRun {
-            store: &store,
-            cache: &FooterCache::new(),
-            requested: &[],
-            as_of,
-            tz: chrono_tz::UTC,
-            limits: &Limits::none(),
-            progress: &NoProgress,
-        })
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "scenario {name} on the cluster: {e}\nscheduler log:\n{}",
-                cluster.log("scheduler")
-            )
-        });
+            .unwrap_or_else(|e| {
+                panic!(
+                    "scenario {name} on the cluster: {e}\nscheduler log:\n{}",
+                    cluster.log("scheduler")
+                )
+            });
         assert_eq!(outcome.engine, cluster.engine, "{name}");
-        assert_eq!(
-            outcome.report.skipped_files.len(),
-            cases["skipped_files"].as_array().unwrap().len(),
-            "{name}"
-        );
-        let manifest = memberships::read_manifest(&store).await.unwrap();
-        let expected: BTreeMap<String, Vec<String>> =
-            serde_json::from_value(scenario["expected"].clone()).unwrap();
-        for (id, want) in &expected {
-            let got: Vec<String> = memberships::current_members(&store, &manifest, id)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|m| m.customer_id)
-                .collect();
-            checked += 1;
-            if &got != want {
-                failures.push(format!("{name}/{id}: expected {want:?}, got {got:?}"));
-            }
-        }
+        checked += compared;
+        failures.extend(differ);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked >= 70, "only {checked} segments checked");

@@ -30,8 +30,61 @@ async fn refresh_all(
     .await
 }
 
+/// Puts every segment of `scenario` into `store` (a copy of the conformance store), refreshes
+/// them all at the scenario's `as_of`, checks what the refresh reports (the broken files left
+/// out, every segment refreshed) and compares each segment's stored members with `expected` —
+/// equal, not close. The refresh's outcome, how many segments were compared, and one line per
+/// segment that differs; a failed refresh is returned as it came.
+pub(crate) async fn refresh_scenario(
+    store: &Store,
+    scenario: &serde_json::Value,
+    cases: &serde_json::Value,
+) -> Result<(RefreshOutcome, usize, Vec<String>), kitle_planner::Error> {
+    let name = scenario["name"].as_str().unwrap();
+    let documents = scenario["segments"].as_array().unwrap().clone();
+    put_definitions(store, &FooterCache::new(), &documents, chrono_tz::UTC)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let as_of: DateTime<Utc> = scenario["as_of"].as_str().unwrap().parse().unwrap();
+    let outcome = refresh_all(store, as_of).await?;
+    let skipped: Vec<&str> = outcome
+        .report
+        .skipped_files
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(
+        skipped.len(),
+        cases["skipped_files"].as_array().unwrap().len(),
+        "{name}: {skipped:?}"
+    );
+    let manifest = memberships::read_manifest(store).await.unwrap();
+    let expected: BTreeMap<String, Vec<String>> =
+        serde_json::from_value(scenario["expected"].clone()).unwrap();
+    assert_eq!(
+        outcome.segments.len(),
+        expected.len(),
+        "{name}: every segment refreshed"
+    );
+    let mut failures = Vec::new();
+    for (id, want) in &expected {
+        let got: Vec<String> = memberships::current_members(store, &manifest, id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.customer_id)
+            .collect();
+        if &got != want {
+            let missing: Vec<_> = want.iter().filter(|x| !got.contains(x)).collect();
+            let extra: Vec<_> = got.iter().filter(|x| !want.contains(x)).collect();
+            failures.push(format!("{name}/{id}: missing {missing:?}, extra {extra:?}"));
+        }
+    }
+    Ok((outcome, expected.len(), failures))
+}
+
 /// For each scenario: copy the store, put every segment, refresh them all at `as_of`, and
-/// compare each segment's stored members with `expected` — equal, not close.
+/// compare each segment's stored members with `expected` ([`refresh_scenario`]).
 #[tokio::test]
 async fn engine_matches_every_conformance_case() {
     let cases = cases();
@@ -42,47 +95,11 @@ async fn engine_matches_every_conformance_case() {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&conformance_store(), dir.path());
         let store = local_store(dir.path());
-        let documents = scenario["segments"].as_array().unwrap().clone();
-        put_definitions(&store, &FooterCache::new(), &documents, chrono_tz::UTC)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let as_of: DateTime<Utc> = scenario["as_of"].as_str().unwrap().parse().unwrap();
-        let outcome = refresh_all(&store, as_of)
+        let (_, compared, differ) = refresh_scenario(&store, scenario, &cases)
             .await
             .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
-        let skipped: Vec<&str> = outcome
-            .report
-            .skipped_files
-            .iter()
-            .map(|f| f.path.as_str())
-            .collect();
-        assert_eq!(
-            skipped.len(),
-            cases["skipped_files"].as_array().unwrap().len(),
-            "{name}: {skipped:?}"
-        );
-        let manifest = memberships::read_manifest(&store).await.unwrap();
-        let expected: BTreeMap<String, Vec<String>> =
-            serde_json::from_value(scenario["expected"].clone()).unwrap();
-        assert_eq!(
-            outcome.segments.len(),
-            expected.len(),
-            "{name}: every segment refreshed"
-        );
-        for (id, want) in &expected {
-            let got: Vec<String> = memberships::current_members(&store, &manifest, id)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|m| m.customer_id)
-                .collect();
-            checked += 1;
-            if &got != want {
-                let missing: Vec<_> = want.iter().filter(|x| !got.contains(x)).collect();
-                let extra: Vec<_> = got.iter().filter(|x| !want.contains(x)).collect();
-                failures.push(format!("{name}/{id}: missing {missing:?}, extra {extra:?}"));
-            }
-        }
+        checked += compared;
+        failures.extend(differ);
     }
     assert!(
         failures.is_empty(),
