@@ -122,6 +122,22 @@ impl FooterCache {
         (*version == version_of(meta)).then(|| verdict.clone())
     }
 
+    /// The verdict on `meta`, a file of `table`: the cached one for this version of the file,
+    /// else its footer's, which is then cached.
+    async fn verdict(
+        &self,
+        object_store: &dyn ObjectStore,
+        meta: &ObjectMeta,
+        table: ContractTable,
+    ) -> Verdict {
+        if let Some(verdict) = self.get(meta) {
+            return verdict;
+        }
+        let verdict = check_footer(object_store, meta, table).await;
+        self.put(meta, &verdict);
+        verdict
+    }
+
     fn put(&self, meta: &ObjectMeta, verdict: &Verdict) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(
@@ -168,14 +184,9 @@ pub async fn check_table_files(
 
     let verdicts: Vec<(String, ObjectMeta, Verdict)> = futures::stream::iter(candidates)
         .map(|(relative, meta)| async move {
-            let verdict = match cache.get(&meta) {
-                Some(v) => v,
-                None => {
-                    let v = check_footer(store.object_store().as_ref(), &meta, table).await;
-                    cache.put(&meta, &v);
-                    v
-                }
-            };
+            let verdict = cache
+                .verdict(store.object_store().as_ref(), &meta, table)
+                .await;
             (relative, meta, verdict)
         })
         .buffered(FOOTER_CONCURRENCY)
@@ -285,15 +296,10 @@ pub async fn is_readable(
     if !matches!(path_problem(table, relative), PathVerdict::Data) {
         return false;
     }
-    let verdict = match cache.get(meta) {
-        Some(v) => v,
-        None => {
-            let v = check_footer(object_store, meta, table).await;
-            cache.put(meta, &v);
-            v
-        }
-    };
-    matches!(verdict, Verdict::Readable { .. })
+    matches!(
+        cache.verdict(object_store, meta, table).await,
+        Verdict::Readable { .. }
+    )
 }
 
 /// Adds an extra column seen in one file to the table's extras: the first file (by path) to

@@ -23,14 +23,14 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
-
-use crate::contract::ContractTable;
-use crate::files::FooterCache;
-use crate::layout;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
+
+use crate::contract::ContractTable;
+use crate::files::FooterCache;
+use crate::layout;
 
 /// A store whose listings under `guarded` prefixes contain only the files shown.
 #[derive(Debug)]

@@ -111,12 +111,14 @@ impl Engine {
         state: SessionState,
         deadline: Option<crate::deadline::DeadlineRule>,
     ) -> SessionState {
-        let Engine::Ballista {
-            host,
-            port,
-            connect_timeout_seconds,
-            job_timeout_seconds,
-        } = self
+        let (
+            Some(url),
+            Engine::Ballista {
+                connect_timeout_seconds,
+                job_timeout_seconds,
+                ..
+            },
+        ) = (self.scheduler_url(), self)
         else {
             return state;
         };
@@ -129,7 +131,6 @@ impl Engine {
                 key: JOB_TIMEOUT_KEY,
             }))
         });
-        let url = format!("http://{host}:{port}");
         use ballista_core::extension::SessionStateExt;
         let mut state = state
             .upgrade_for_ballista(url)

@@ -21,7 +21,8 @@ use std::sync::Arc;
 use ballista_core::registry::BallistaFunctionRegistry;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
-use datafusion::prelude::SessionConfig;
+use datafusion::execution::FunctionRegistry;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::files::FooterCache;
 use crate::readable::ReadableOnly;
@@ -34,6 +35,7 @@ pub fn scheduler_session_builder(
     store: Store,
 ) -> impl Fn(SessionConfig) -> datafusion::error::Result<SessionState> + Send + Sync + 'static {
     let cache = Arc::new(FooterCache::new());
+    let functions = executor_functions();
     move |config: SessionConfig| {
         // Ballista's adaptive planner plans stages with a rule list of its own, without the
         // session's physical rules; the static planner keeps them, and kitle's plans need
@@ -56,15 +58,14 @@ pub fn scheduler_session_builder(
             .with_runtime_env(runtime)
             .with_physical_optimizer_rule(Arc::new(crate::cluster::portable::PortableScanRule))
             .build();
-        let functions = executor_functions();
-        for function in functions.scalar_functions.into_values() {
-            datafusion::execution::FunctionRegistry::register_udf(&mut state, function)?;
+        for function in functions.scalar_functions.values() {
+            FunctionRegistry::register_udf(&mut state, Arc::clone(function))?;
         }
-        for function in functions.aggregate_functions.into_values() {
-            datafusion::execution::FunctionRegistry::register_udaf(&mut state, function)?;
+        for function in functions.aggregate_functions.values() {
+            FunctionRegistry::register_udaf(&mut state, Arc::clone(function))?;
         }
-        for function in functions.window_functions.into_values() {
-            datafusion::execution::FunctionRegistry::register_udwf(&mut state, function)?;
+        for function in functions.window_functions.values() {
+            FunctionRegistry::register_udwf(&mut state, Arc::clone(function))?;
         }
         Ok(state)
     }
@@ -94,10 +95,13 @@ pub fn physical_codec() -> Arc<dyn datafusion_proto::physical_plan::PhysicalExte
 
 /// The functions executors resolve plans' calls with: every function a kitle session knows —
 /// DataFusion's defaults as this build has them (the nested and array functions included,
-/// which Ballista's own default list lacks), Ballista's, and kitle's.
+/// which Ballista's own default list lacks), Ballista's, and kitle's, registered by
+/// [`crate::functions::register`] as on every session of the coordinator.
 pub fn executor_functions() -> BallistaFunctionRegistry {
     let mut registry = BallistaFunctionRegistry::default();
-    let state = crate::session::new_context(&local_placeholder()).state();
+    let ctx = SessionContext::new_with_state(SessionStateBuilder::new().with_default_features().build());
+    crate::functions::register(&ctx);
+    let state = ctx.state();
     for (name, function) in state.scalar_functions() {
         registry
             .scalar_functions
@@ -117,14 +121,4 @@ pub fn executor_functions() -> BallistaFunctionRegistry {
             .or_insert_with(|| Arc::clone(function));
     }
     registry
-}
-
-/// A store that is never read: [`crate::session`] builds sessions for a store, and the list of
-/// functions does not depend on which.
-fn local_placeholder() -> Store {
-    Store::open(&crate::StoreConfig {
-        url: "/".to_string(),
-        ..crate::StoreConfig::default()
-    })
-    .expect("the root folder is a valid store URL")
 }
