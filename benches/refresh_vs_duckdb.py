@@ -863,12 +863,16 @@ def benchmark(args):
     store = os.path.abspath(args.store)
     as_of = args.as_of or f"{args.end}T23:59:59Z"
     as_of_us = instant_us(as_of, args.time_zone)
-    seg_dir = args.segments
-    if not os.path.isdir(seg_dir) and os.path.isdir(os.path.join(REPO, seg_dir)):
-        seg_dir = os.path.join(REPO, seg_dir)
-    seg_files = sorted(glob.glob(os.path.join(seg_dir, "*.json")))
-    if not seg_files:
-        sys.exit(f"no segment definitions in {seg_dir}")
+    seg_dirs = args.segments or ["queries/segments", "benches/segments"]
+    seg_files = []
+    for seg_dir in seg_dirs:
+        if not os.path.isdir(seg_dir) and os.path.isdir(os.path.join(REPO, seg_dir)):
+            seg_dir = os.path.join(REPO, seg_dir)
+        found = sorted(glob.glob(os.path.join(seg_dir, "*.json")))
+        if not found:
+            sys.exit(f"no segment definitions in {seg_dir}")
+        seg_files += found
+    seg_dir = ", ".join(seg_dirs)
     defs = load_defs(seg_files)
     ids = sorted(defs)
 
@@ -1082,7 +1086,10 @@ def main():
     ap.add_argument("--kitle", default=os.path.join(target, "release", "kitle"),
                     help="the kitle binary (default $CARGO_TARGET_DIR/release/kitle)")
     ap.add_argument("--as-of", help="evaluation instant (default <end>T23:59:59Z)")
-    ap.add_argument("--segments", default="queries/segments", help="folder of definitions")
+    ap.add_argument("--segments", action="append",
+                    help="folder of definitions, repeatable (default: queries/segments and "
+                         "benches/segments, whose distinct and active_days segments the "
+                         "ready-made ones lack)")
     ap.add_argument("--skip-generate", action="store_true", help="use the store as it is")
     ap.add_argument("--time-zone", default=os.environ.get("KITLE_TIME_ZONE", "UTC"),
                     help="the store's time zone, as kitle is configured (default UTC)")

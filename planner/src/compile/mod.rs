@@ -40,7 +40,7 @@ use datafusion::functions::core::expr_fn::input_file_name;
 use datafusion::functions::expr_fn::{
     coalesce, concat, encode, sha256, strpos, substring, to_local_time,
 };
-use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, sum};
+use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::functions_window::expr_fn::percent_rank;
 use datafusion::logical_expr::{ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, cast, when};
 use datafusion::prelude::{Expr, SessionContext, col, lit, not};
@@ -362,6 +362,9 @@ struct Compiler<'a> {
     percents: Vec<(usize, String)>,
     percent_keys: HashMap<usize, usize>,
     follows: Vec<FollowSpec>,
+    /// The passes of `distinct` / `active_days` measures: per customer, the count, with the
+    /// name of the plan's customer column.
+    distincts: Vec<(LogicalPlan, String)>,
     follow_keys: HashMap<String, usize>,
     sqls: Vec<(LogicalPlan, String)>,
     sql_keys: HashMap<String, usize>,
@@ -408,6 +411,7 @@ impl<'a> Compiler<'a> {
             percents: Vec::new(),
             percent_keys: HashMap::new(),
             follows: Vec::new(),
+            distincts: Vec::new(),
             follow_keys: HashMap::new(),
             sqls: Vec::new(),
             sql_keys: HashMap::new(),
@@ -705,8 +709,14 @@ impl<'a> Compiler<'a> {
         if let Some(i) = self.measure_keys.get(&key) {
             return Ok(*i);
         }
-        let matcher = self.matcher(&events, &e.filters, &e.period)?;
         let index = self.measures.len();
+        // Distinct values are counted by their own pass (see `distinct_pass`): they add
+        // nothing to the main aggregation, nor widen its scan.
+        let matcher = if matches!(e.measure, Measure::Distinct(_) | Measure::ActiveDays) {
+            lit(true)
+        } else {
+            self.matcher(&events, &e.filters, &e.period)?
+        };
         let a = |suffix: &str| format!("__agg_{index}{suffix}");
         let zero_if_missing = |name: String| coalesce(vec![col(name), lit(0i64)]);
         let spec = match &e.measure {
@@ -782,21 +792,15 @@ impl<'a> Compiler<'a> {
             }
             Measure::Distinct(c) => {
                 self.event_type_of(c)?;
-                self.event_columns.insert(self.stored(c));
-                let only_matching = when(matcher, col(Column::from_name(self.stored(c)))).end()?;
-                MeasureSpec {
-                    aggregates: vec![count_distinct(only_matching).alias(a(""))],
-                    value: zero_if_missing(a("")),
-                    data_type: DataType::Int64,
-                }
+                let value = col(Column::from_name(self.stored(c)));
+                let mut read = filter_columns(&e.filters);
+                read.insert(c.clone());
+                self.distinct_pass(index, &events, e, value, read)?
             }
             Measure::ActiveDays => {
-                let only_matching = when(matcher, self.local_day(col("ts"))).end()?;
-                MeasureSpec {
-                    aggregates: vec![count_distinct(only_matching).alias(a(""))],
-                    value: zero_if_missing(a("")),
-                    data_type: DataType::Int64,
-                }
+                let value = self.local_day(col("ts"));
+                let read = filter_columns(&e.filters);
+                self.distinct_pass(index, &events, e, value, read)?
             }
             Measure::FirstTime | Measure::LastTime => {
                 let agg = if e.measure == Measure::FirstTime {
@@ -826,6 +830,47 @@ impl<'a> Compiler<'a> {
             DataType::Timestamp(TimeUnit::Microsecond, Some(self.tz.name().into())),
         );
         cast(to_local_time(vec![zoned]), DataType::Date32)
+    }
+
+    /// A `distinct` or `active_days` measure (`index`): its own pass over the events that
+    /// deduplicates `(customer, value)` pairs first and then counts them per customer.
+    ///
+    /// A per-customer distinct accumulator keeps one hash set per customer (a million sets,
+    /// gigabytes); a grouping by the pair is one compact hash table that can spill, and the
+    /// count over it is a plain one. Redelivered copies need no merging here: a copy carries
+    /// the same value, so it never adds a distinct one. `read` are the raw columns the filters
+    /// and the value need.
+    fn distinct_pass(
+        &mut self,
+        index: usize,
+        events: &[String],
+        e: &EventCondition,
+        value: Expr,
+        read: BTreeSet<String>,
+    ) -> Result<MeasureSpec, CompileError> {
+        let mut matcher = self.types_and_filters(events, &e.filters)?;
+        let (period, lower) = self.period(&e.period);
+        if let Some(period) = period {
+            matcher = matcher.and(period);
+        }
+        let cid = format!("__distinct_{index}_cid");
+        let pair = format!("__distinct_{index}_value");
+        let counted = format!("__agg_{index}");
+        let plan = self
+            .events_scan(&read, lower)?
+            .filter(matcher)?
+            .project(vec![col(CID), value.alias(pair.clone())])?
+            .filter(col(pair.clone()).is_not_null())?
+            .aggregate(vec![col(CID), col(pair)], Vec::<Expr>::new())?
+            .aggregate(vec![col(CID)], vec![count(lit(1i64)).alias(counted.clone())])?
+            .project(vec![col(CID).alias(cid.clone()), col(counted.clone())])?
+            .build()?;
+        self.distincts.push((plan, cid));
+        Ok(MeasureSpec {
+            aggregates: Vec::new(),
+            value: coalesce(vec![col(counted), lit(0i64)]),
+            data_type: DataType::Int64,
+        })
     }
 
     /// The percent-rank column of measure `index` (computed once per measure).
@@ -1049,7 +1094,7 @@ impl<'a> Compiler<'a> {
         // Reading the events runs here, before the refresh's plan: a failure is the store's or
         // the engine's, never the definition's.
         let context = || "searching the events for redelivered copies".to_string();
-        if self.measures.is_empty() {
+        if !self.aggregates_events() {
             return Ok(());
         }
         let lower = self.earliest.flatten();
@@ -1186,6 +1231,11 @@ impl<'a> Compiler<'a> {
             .project(with_code)?)
     }
 
+    /// Whether some measure is computed by the main aggregation over the merged events.
+    fn aggregates_events(&self) -> bool {
+        self.measures.iter().any(|m| !m.aggregates.is_empty())
+    }
+
     /// Puts the pieces together: merged events → one aggregation → joined to the universe →
     /// measures with defaults → percent ranks → the segments' columns.
     fn assemble(&self, outputs: Vec<Expr>) -> Result<LogicalPlan, CompileError> {
@@ -1232,7 +1282,15 @@ impl<'a> Compiler<'a> {
             )?;
         }
 
-        if !self.measures.is_empty() {
+        for (distinct, cid) in &self.distincts {
+            plan = plan.join(
+                distinct.clone(),
+                JoinType::Left,
+                (vec![CID.to_string()], vec![cid.clone()]),
+                None,
+            )?;
+        }
+        if self.aggregates_events() {
             let lower = self.earliest.flatten();
             let types: Vec<Expr> = self.event_types.iter().map(|t| lit(t.clone())).collect();
             let rows = self.merged_events(lower, types)?;
