@@ -896,11 +896,12 @@ def benchmark(args):
     print(f"warmed           {warm(store) / 1e6:.0f} MB of Parquet read once into the page cache")
 
     work = tempfile.mkdtemp(prefix="kitle-bench-")
-    # kitle refresh
+    # kitle refresh --full, with no state present: the from-scratch figure
+    shutil.rmtree(os.path.join(store, "states"), ignore_errors=True)
     out_path, err_path = os.path.join(work, "refresh.json"), os.path.join(work, "refresh.err")
     code, k_secs, k_peak, note = run_measured(
-        [binary, "refresh", "--as-of", as_of, "--json", "--store", store], out_path, err_path,
-        args.memory_guard,
+        [binary, "refresh", "--full", "--as-of", as_of, "--json", "--store", store], out_path,
+        err_path, args.memory_guard,
     )
     k_failed = None
     if note.get("guard"):
@@ -982,11 +983,123 @@ def benchmark(args):
         print(f"kitle failed; the two DuckDB variants agree on all {len(ids)} segments")
         return 1
     print(f"verified: both DuckDB variants give exactly kitle's members for all {len(ids)} segments")
+    if not args.skip_incremental:
+        if incremental(args, binary, store, as_of, ids, work, k_secs, d_comb["seconds"]):
+            return 1
     if args.keep:
         print(f"kept {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def timed_refresh(binary, store, work, name, as_of, guard_mb, full=False):
+    """Runs one `kitle refresh` and returns (seconds, peak MB, its JSON outcome)."""
+    out_path, err_path = os.path.join(work, f"{name}.json"), os.path.join(work, f"{name}.err")
+    argv = [binary, "refresh", "--as-of", as_of, "--json", "--store", store]
+    if full:
+        argv.insert(2, "--full")
+    code, secs, peak, _ = run_measured(argv, out_path, err_path, guard_mb)
+    if code != 0:
+        with open(err_path, errors="replace") as f:
+            sys.exit(f"{name}: exit code {code}: {f.read()[-2000:]}")
+    with open(out_path) as f:
+        return secs, peak, json.load(f)
+
+
+def land_events(store, source_day, target_day, start_us, hours, fraction, tag):
+    """Writes a new file into `target_day`'s partition: `fraction` of `source_day`'s events,
+    shifted to lie in the `hours` after `start_us` (epoch microseconds), with fresh event ids:
+    what another system would land in an hour (or a night)."""
+    con = duck_connect(2)
+    src = os.path.join(store, "events", f"date={source_day}", "*.parquet")
+    out_dir = os.path.join(store, "events", f"date={target_day}")
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, f"landed-{tag}.parquet")
+    span_us = int(hours * 3600 * 1e6)
+    con.execute(f"""
+        COPY (
+          SELECT * REPLACE (
+            event_id || '-{tag}' AS event_id,
+            make_timestamptz({start_us} + 1 + (hash(event_id) % {span_us - 1})::BIGINT) AS ts)
+          FROM read_parquet('{src}') USING SAMPLE {fraction * 100:.4f} PERCENT (bernoulli, 7)
+        ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)""")
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+    return out, n
+
+
+def incremental(args, binary, store, as_of, ids, work, full_secs, duck_secs):
+    """The incremental figures: a refresh that computes every state (no state present), one
+    with nothing new, one after an hour of events lands in today's partition (at a mid-day
+    instant), one after a night (a new day's partition); each compared with `--full` at the
+    same instant, whose members must be the same. Returns true when some result differs."""
+    import datetime as dt
+
+    end = dt.date.fromisoformat(args.end)
+    prev = end - dt.timedelta(days=1)
+    noon = dt.datetime.combine(end, dt.time(12), tzinfo=dt.timezone.utc)
+    mid = (noon - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    hour = noon.strftime("%Y-%m-%dT%H:%M:%SZ")
+    shutil.rmtree(os.path.join(store, "states"), ignore_errors=True)
+    print()
+    print("incremental refresh (partial states)")
+    rows = []
+    secs, peak, out = timed_refresh(binary, store, work, "backfill", mid, args.memory_guard)
+    rows.append(("computing every state", mid, secs, peak, out))
+    secs, peak, out = timed_refresh(binary, store, work, "unchanged", mid, args.memory_guard)
+    rows.append(("nothing new", mid, secs, peak, out))
+    # An hour lands: events of 11:00-12:00 in today's partition (the partition already holds
+    # the whole day, later than `mid`, so only the new file's rows are new to the window).
+    landed, n = land_events(store, prev.isoformat(), end.isoformat(),
+                            int((noon - dt.timedelta(hours=1)).timestamp() * 1e6), 1, 1 / 24,
+                            "hour")
+    landed_files = [landed]
+    print(f"landed           {n} events in {os.path.relpath(landed, store)}")
+    secs, peak, out = timed_refresh(binary, store, work, "hourly", hour, args.memory_guard)
+    rows.append(("an hour later", hour, secs, peak, out))
+    hourly_members = kitle_memberships(binary, store)
+    f_secs, f_peak, f_out = timed_refresh(binary, store, work, "hourly-full", hour,
+                                          args.memory_guard, full=True)
+    rows.append(("  --full at the same instant", hour, f_secs, f_peak, f_out))
+    problems = diff("incremental", hourly_members, "full", kitle_memberships(binary, store), ids)
+    # A night: the next day's first hour lands in a new partition; today is closed.
+    tomorrow = end + dt.timedelta(days=1)
+    night = dt.datetime.combine(tomorrow, dt.time(1), tzinfo=dt.timezone.utc)
+    landed, n = land_events(store, prev.isoformat(), tomorrow.isoformat(),
+                            int((night - dt.timedelta(hours=1)).timestamp() * 1e6), 1, 1 / 24,
+                            "night")
+    landed_files.append(landed)
+    print(f"landed           {n} events in {os.path.relpath(landed, store)}")
+    at = night.strftime("%Y-%m-%dT%H:%M:%SZ")
+    secs, peak, out = timed_refresh(binary, store, work, "nightly", at, args.memory_guard)
+    rows.append(("the next night", at, secs, peak, out))
+    nightly_members = kitle_memberships(binary, store)
+    f2_secs, f2_peak, f2_out = timed_refresh(binary, store, work, "nightly-full", at,
+                                             args.memory_guard, full=True)
+    rows.append(("  --full at the same instant", at, f2_secs, f2_peak, f2_out))
+    problems += diff("incremental", nightly_members, "full", kitle_memberships(binary, store),
+                     ids)
+    print(f"{'':<30} {'as_of':<21} {'seconds':>8} {'peak MB':>8} {'mode':<12} {'reused':>7} "
+          f"{'computed':>8} {'MB read':>8} {'rows read':>11}")
+    for name, at, secs, peak, out in rows:
+        st = out.get("states", {})
+        print(f"{name:<30} {at:<21} {secs:>8.2f} {peak:>8.0f} {st.get('mode', '-'):<12} "
+              f"{st.get('partitions_reused', 0):>7} {st.get('partitions_recomputed', 0):>8} "
+              f"{st.get('bytes_read', 0) / 1e6:>8.1f} {st.get('rows_read', 0):>11,}")
+    hourly = rows[2][2]
+    print(f"hourly ÷ full (same instant) {hourly / f_secs:.3f}; full ÷ DuckDB combined "
+          f"{full_secs / duck_secs:.2f}; goal: hourly <= max(3 s, full / 10)")
+    # The store goes back to what the generator wrote (the states are a cache).
+    for path in landed_files:
+        os.remove(path)
+    shutil.rmtree(os.path.join(store, "events", f"date={tomorrow.isoformat()}"),
+                  ignore_errors=True)
+    if problems:
+        print(f"INCREMENTAL VERIFICATION FAILED: {len(problems)} differences")
+        print("\n".join(problems))
+        return True
+    print("verified: every incremental refresh gives exactly the members of --full")
+    return False
 
 
 def mem_gib():
@@ -1098,6 +1211,8 @@ def main():
                     help="kill a measured child when the machine has less than MB available "
                          "(default 1024; 0: off)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (SQL, outputs)")
+    ap.add_argument("--skip-incremental", action="store_true",
+                    help="only the full refresh against DuckDB (no hourly and nightly figures)")
     ap.add_argument("--conformance", metavar="CASES_JSON",
                     help="check the translator against the conformance cases instead")
     ap.add_argument("--worker", help=argparse.SUPPRESS)

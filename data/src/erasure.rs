@@ -192,6 +192,10 @@ pub async fn erase(
     })
     .await?;
 
+    // Partial states hold per-customer figures of the erased ids: forgotten whole (a
+    // refresh recomputes what it needs; the fingerprint names the erasure list anyway).
+    crate::states::forget(store).await?;
+
     // Phase 2: the rewrite (of this erasure and of any left pending).
     let known: BTreeSet<String> = unique.iter().map(|id| (*id).clone()).collect();
     let (files_rewritten, files_removed) = finish_rewrites(store, &known).await?;

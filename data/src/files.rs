@@ -343,7 +343,7 @@ async fn check_footer(
 }
 
 /// Fetches and decodes a Parquet footer (`… metadata | length | "PAR1"`) with ranged reads.
-async fn read_footer(
+pub(crate) async fn read_footer(
     object_store: &dyn ObjectStore,
     meta: &ObjectMeta,
 ) -> std::result::Result<ArrowReaderMetadata, String> {

@@ -70,6 +70,23 @@ pub fn changes_file(segment: &str, version: u64, nonce: &str) -> String {
     format!("{CHANGES_DIR}/{segment}/v{version:010}-{nonce}.parquet")
 }
 
+/// Folder of partial states (`states/date=YYYY-MM-DD/<nonce>.parquet`): per-customer partial
+/// aggregates of closed days, a cache a refresh recombines instead of re-reading old events.
+pub const STATES_DIR: &str = "states";
+
+/// The committed index of partial states: which state files hold which conditions of which
+/// day, for which fingerprint of that day's event files.
+pub const STATES_INDEX: &str = "states/index.json";
+
+/// A state file of one day; the nonce keeps a crashed or concurrent writer from overwriting a
+/// file the index may name.
+pub fn state_file(day: NaiveDate, nonce: &str) -> String {
+    format!(
+        "{STATES_DIR}/{EVENTS_PARTITION_COLUMN}={}/{nonce}{PARQUET_EXTENSION}",
+        day.format("%Y-%m-%d")
+    )
+}
+
 /// The folders other systems write (the data contract's tables). Every other top-level folder
 /// of a store is kitle's, and only kitle's part is ever garbage-collected.
 pub const CONTRACT_DIRS: &[&str] = &[CUSTOMERS_DIR, EVENTS_DIR];

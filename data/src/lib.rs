@@ -46,6 +46,7 @@ engine! {
     pub mod progress;
     pub mod readable;
     pub mod session;
+    pub mod states;
     pub mod store;
     pub mod tables;
     #[cfg(test)]

@@ -20,7 +20,9 @@ use kitle_data::{Progress, Store};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::compile::{build_refresh_plan, members_of};
+use crate::compile::{
+    StateReport, build_refresh_plan, build_refresh_plan_with_states, members_of, members_of_counted,
+};
 use crate::definition::SegmentDefinition;
 use crate::error::{Error, Problem, Problems};
 use crate::parse::parse_definition;
@@ -56,6 +58,9 @@ pub struct RefreshOutcome {
     pub report: ReadReport,
     /// Where the plans ran: `local`, or the cluster engine's `ballista://HOST:PORT`.
     pub engine: String,
+    /// Whether partial states were used (`full` or `incremental`), how many days' states were
+    /// reused and recomputed, and the bytes and rows the refresh's scans read.
+    pub states: StateReport,
 }
 
 /// The stored definitions, parsed (instants of stored definitions are UTC, so the zone only
@@ -321,6 +326,9 @@ pub struct RefreshRun<'a> {
     pub limits: &'a Limits,
     /// Told what the refresh is doing (a terminal's progress bar, a log, nothing).
     pub progress: &'a dyn Progress,
+    /// Ignore every partial state: evaluate from the events alone and write no state
+    /// (`kitle refresh --full`).
+    pub full: bool,
 }
 
 /// Refreshes `run.requested` (all stored segments when empty) at `run.as_of` and commits the
@@ -368,6 +376,7 @@ async fn refresh_unlimited(run: RefreshRun<'_>) -> Result<RefreshOutcome, Error>
         tz,
         limits,
         progress,
+        full,
     } = run;
     let started = Instant::now();
     // The manifest before the definitions: a removal committed after this read is seen when
@@ -384,11 +393,17 @@ async fn refresh_unlimited(run: RefreshRun<'_>) -> Result<RefreshOutcome, Error>
     progress.start("reading the store", 0);
     let tables = ContractTables::load(store, cache).await?;
     progress.finish();
-    progress.start("evaluating", targets.len() as u64);
     let ctx = kitle_data::session::context_with(store, limits);
     tables.register_as_of(&ctx, as_of)?;
-    let plan = build_refresh_plan(&ctx, &tables, &definitions, &targets, as_of, tz).await?;
-    let evaluated = members_of(&ctx, plan).await?;
+    let (plan, mut states) = if full {
+        let plan = build_refresh_plan(&ctx, &tables, &definitions, &targets, as_of, tz).await?;
+        (plan, StateReport::full())
+    } else {
+        build_refresh_plan_with_states(&ctx, &tables, &definitions, &targets, as_of, tz, progress)
+            .await?
+    };
+    progress.start("evaluating", targets.len() as u64);
+    let evaluated = members_of_counted(&ctx, plan, &mut states).await?;
     progress.finish();
 
     progress.start("writing", targets.len() as u64);
@@ -419,6 +434,7 @@ async fn refresh_unlimited(run: RefreshRun<'_>) -> Result<RefreshOutcome, Error>
             .collect(),
         retries: commit.retries,
         report: tables.report(),
+        states,
     })
 }
 

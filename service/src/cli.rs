@@ -50,6 +50,9 @@ enum Command {
         /// Evaluation instant: YYYY-MM-DD or RFC 3339 with an offset (default: now).
         #[arg(long)]
         as_of: Option<String>,
+        /// Ignore every partial state: evaluate from the events alone, and write no state.
+        #[arg(long)]
+        full: bool,
     },
     /// Print the current members of a segment, with `since`.
     Members {
@@ -119,8 +122,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Segment(command) => commands::segment::run(&ctx, command).await,
         Command::Identity(command) => commands::identity::run(&ctx, command).await,
         Command::Erase { ids, reason } => commands::erase::run(&ctx, ids, reason.as_deref()).await,
-        Command::Refresh { ids, as_of } => {
-            commands::refresh::run_refresh(&ctx, ids, as_of.as_deref()).await
+        Command::Refresh { ids, as_of, full } => {
+            commands::refresh::run_refresh(&ctx, ids, as_of.as_deref(), *full).await
         }
         Command::Members { id, format } => commands::refresh::run_members(&ctx, id, *format).await,
         Command::Serve { listen, pg_listen } => {

@@ -182,6 +182,7 @@ impl Engine {
             tz: self.tz,
             limits,
             progress: &LogProgress,
+            full: false,
         })
         .await;
         let elapsed = started.elapsed().as_secs_f64();
@@ -191,6 +192,15 @@ impl Engine {
         metrics::counter!("kitle_refreshes_total", "trigger" => trigger, "status" => status)
             .increment(1);
         let outcome = result?;
+        let states = &outcome.states;
+        metrics::counter!("kitle_refreshes_by_mode_total", "mode" => states.mode.clone())
+            .increment(1);
+        metrics::counter!("kitle_refresh_partitions_total", "state" => "reused")
+            .increment(states.partitions_reused);
+        metrics::counter!("kitle_refresh_partitions_total", "state" => "recomputed")
+            .increment(states.partitions_recomputed);
+        metrics::counter!("kitle_refresh_read_bytes_total").increment(states.bytes_read);
+        metrics::counter!("kitle_refresh_read_rows_total").increment(states.rows_read);
         for s in &outcome.segments {
             metrics::counter!("kitle_refresh_entered_total", "segment" => s.id.clone())
                 .increment(s.entered);

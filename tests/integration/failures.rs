@@ -84,8 +84,9 @@ fn corrupt_pages(file: &Path) {
 }
 
 /// The conformance store's redelivered event lies in the two files of 2025-11-29; a refresh
-/// searches that partition for repeated ids before its plan runs. With the partition's main
-/// file unreadable past its footer, that search fails: the store's failure, reported as such.
+/// reads that closed day on its own before its plan runs (to compute its partial state, after
+/// searching it for repeated ids). With the partition's main file unreadable past its footer,
+/// that read fails: the store's failure, reported as such, naming what was being done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_failure_while_refreshing_is_the_services_not_the_callers() {
     let dir = store_dir("[serve]\nscheduler = false\n");
@@ -106,7 +107,7 @@ async fn a_store_failure_while_refreshing_is_the_services_not_the_callers() {
     assert_eq!((status, code_.as_str()), (500, "store_error"), "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("redelivered"),
+        message.contains("computing the partial states of 2025-11-29"),
         "says what was being done: {message}"
     );
 

@@ -35,8 +35,8 @@ use serde_json::{Value, json};
 
 use crate::support::{S3Server, Server, kitle, kitle_binary};
 
-/// Kills per store in the test suite (both stores together: 26, every phase at least once).
-const SUITE_KILLS_LOCAL: usize = 15;
+/// Kills per store in the test suite (both stores together: 28, every phase at least once).
+const SUITE_KILLS_LOCAL: usize = 17;
 const SUITE_KILLS_S3: usize = 11;
 
 /// What is killed.
@@ -69,6 +69,8 @@ const PHASES: &[(Op, &str)] = &[
     (Op::Serve, "manifest.before_commit"),
     (Op::Remove, "manifest.after_commit"),
     (Op::Serve, "random"),
+    (Op::Refresh, "states.written"),
+    (Op::Refresh, "index.before_commit"),
 ];
 
 const SEGMENTS: usize = 3;
@@ -156,6 +158,35 @@ impl Campaign<'_> {
 
     fn store(&self) -> Store {
         Store::open(&self.config).unwrap()
+    }
+
+    /// Forgets every partial state (the next refresh computes them).
+    fn forget_states(&self) {
+        let store = self.store();
+        self.rt
+            .block_on(kitle_data::states::forget(&store))
+            .unwrap();
+    }
+
+    /// The partial states are usable: the index reads, and every file it names is complete and
+    /// is the one it names (a killed run's files are never named).
+    fn check_states(&self, when: &str) {
+        let store = self.store();
+        self.rt.block_on(async {
+            let index = kitle_data::states::read_index(&store)
+                .await
+                .unwrap_or_else(|e| panic!("{when}: the states' index: {e}"));
+            for (day, entries) in &index.days {
+                let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+                for entry in entries.iter().filter(|e| !e.stray) {
+                    assert!(
+                        kitle_data::states::verify(&store, day, entry).await,
+                        "{when}: the index names {} which does not verify",
+                        entry.file
+                    );
+                }
+            }
+        });
     }
 
     fn state(&self) -> (Manifest, Definitions) {
@@ -657,12 +688,17 @@ fn campaign(
             Op::Remove => c.prepare_extra(true),
             _ => {}
         }
+        if point.starts_with("states.") || point.starts_with("index.") {
+            // So that the refresh computes (and commits) partial states.
+            c.forget_states();
+        }
         let phase = format!("{op:?} at {point}").to_lowercase();
         let when = format!("{name} round {round} ({phase})");
         let (before, _) = c.state();
         let was_killed = c.killed_run(op, point, round);
         let (after, definitions) = c.state();
         c.check_consistent(&after, false, &when);
+        c.check_states(&when);
         let beside: &[&str] = if point == "random" { &BESIDE } else { &[] };
         let committed = c.check_against(op, &before, &after, beside, &when);
         match (op, point) {

@@ -15,6 +15,7 @@ mod failures;
 mod fuzz_replay;
 mod http;
 mod identity;
+mod incremental;
 mod kills;
 mod openapi;
 mod pg;

@@ -26,6 +26,7 @@ async fn refresh_all(
         tz: chrono_tz::UTC,
         limits: &Limits::none(),
         progress: &NoProgress,
+        full: false,
     })
     .await
 }

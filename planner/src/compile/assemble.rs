@@ -3,8 +3,9 @@
 use datafusion::common::{Column, JoinType};
 use datafusion::functions_window::expr_fn::percent_rank;
 use datafusion::logical_expr::{ExprFunctionExt, LogicalPlan, LogicalPlanBuilder};
-use datafusion::prelude::{Expr, col, lit};
+use datafusion::prelude::{Expr, col, lit, not};
 
+use super::states::narrowed;
 use super::{CID, CompileError, Compiler, measure_column};
 
 impl Compiler<'_> {
@@ -66,19 +67,24 @@ impl Compiler<'_> {
             let lower = self.earliest.flatten();
             let types: Vec<Expr> = self.event_types.iter().map(|t| lit(t.clone())).collect();
             let rows = self.merged_events(lower, types)?;
-            let aggregates: Vec<Expr> = self
-                .measures
-                .iter()
-                .flat_map(|m| m.aggregates.clone())
-                .collect();
+            // A stateful measure's raw partials leave out the days its states cover.
+            let mut aggregates: Vec<Expr> = Vec::new();
+            for (i, m) in self.measures.iter().enumerate() {
+                for aggregate in &m.aggregates {
+                    aggregates.push(match self.stateful_of(i) {
+                        Some(s) => narrowed(aggregate, not(self.read_from_states(s)))?,
+                        None => aggregate.clone(),
+                    });
+                }
+            }
             let mut output: Vec<Expr> = vec![col(CID).alias("__events_cid")];
             output.extend(self.measures.iter().flat_map(|m| {
                 m.aggregates
                     .iter()
                     .map(|a| col(a.schema_name().to_string()))
             }));
-            let per_customer = rows
-                .aggregate(vec![col(CID)], aggregates)?
+            let per_customer = self
+                .merge_states(rows.aggregate(vec![col(CID)], aggregates)?)?
                 .project(output)?
                 .build()?;
             plan = plan.join(

@@ -288,8 +288,12 @@ impl Compiler<'_> {
                 }
             }
         };
+        let partials = spec.aggregates.len();
         self.measures.push(spec);
         self.measure_keys.insert(key, index);
+        let days = self.period_days(&e.period);
+        self.measure_days.push(days);
+        self.register_stateful(index, &events, e, partials);
         Ok(index)
     }
 

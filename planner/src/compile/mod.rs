@@ -30,6 +30,7 @@ mod predicate;
 mod scan;
 mod sequence;
 mod sql;
+mod states;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -54,6 +55,7 @@ use follow::FollowSpec;
 use measures::MeasureSpec;
 use predicate::{Operand, apply};
 pub use sql::plan_sql_condition;
+pub use states::StateReport;
 
 /// Why a definition could not be compiled (wrapped into [`Error::Compile`] with its segment),
 /// or — when `failure` is set — the store failed while the plan was being built (listing the
@@ -116,7 +118,43 @@ pub async fn build_refresh_plan(
     as_of: DateTime<Utc>,
     tz: Tz,
 ) -> Result<RefreshPlan, Error> {
-    plan_segments(ctx, tables, definitions, targets, as_of, tz, true).await
+    plan_segments(ctx, tables, definitions, targets, as_of, tz, Mode::Full)
+        .await
+        .map(|(plan, _)| plan)
+}
+
+/// [`build_refresh_plan`] with partial states (see the `states` module): closed days of the
+/// measures that merge across days come from the store's states, the missing ones computed
+/// (and committed) first, reported by `progress`; returns what the states did too.
+pub async fn build_refresh_plan_with_states(
+    ctx: &SessionContext,
+    tables: &ContractTables,
+    definitions: &[SegmentDefinition],
+    targets: &[String],
+    as_of: DateTime<Utc>,
+    tz: Tz,
+    progress: &dyn kitle_data::Progress,
+) -> Result<(RefreshPlan, StateReport), Error> {
+    plan_segments(
+        ctx,
+        tables,
+        definitions,
+        targets,
+        as_of,
+        tz,
+        Mode::Incremental(progress),
+    )
+    .await
+}
+
+/// How [`plan_segments`] builds its plan.
+enum Mode<'p> {
+    /// Only checking that the definitions compile: no event data is read.
+    Check,
+    /// From the events alone.
+    Full,
+    /// With partial states, reporting the states' computation to the given progress.
+    Incremental(&'p dyn kitle_data::Progress),
 }
 
 /// Checks that `targets` compile, without reading any event data: the plan is built as for a
@@ -129,7 +167,7 @@ pub async fn check_plan(
     as_of: DateTime<Utc>,
     tz: Tz,
 ) -> Result<(), Error> {
-    plan_segments(ctx, tables, definitions, targets, as_of, tz, false)
+    plan_segments(ctx, tables, definitions, targets, as_of, tz, Mode::Check)
         .await
         .map(|_| ())
 }
@@ -141,24 +179,32 @@ async fn plan_segments(
     targets: &[String],
     as_of: DateTime<Utc>,
     tz: Tz,
-    search_repeated: bool,
-) -> Result<RefreshPlan, Error> {
+    mode: Mode<'_>,
+) -> Result<(RefreshPlan, StateReport), Error> {
     let mut compiler = Compiler::new(tables, definitions, as_of, tz);
+    compiler.incremental = matches!(mode, Mode::Incremental(_));
     let mut outputs = Vec::new();
     for (i, id) in targets.iter().enumerate() {
         let expr = compiler.segment(ctx, id).await?;
         outputs.push(expr.alias(segment_column(i)));
     }
-    if search_repeated {
+    let mut report = StateReport::full();
+    if let Mode::Incremental(progress) = mode {
+        compiler.prepare_states(ctx, progress, &mut report).await?;
+    }
+    if !matches!(mode, Mode::Check) {
         compiler.find_repeated(ctx).await?;
     }
     let plan = compiler
         .assemble(outputs)
         .map_err(|e| e.into_error(&targets.join(", ")))?;
-    Ok(RefreshPlan {
-        plan,
-        segments: targets.to_vec(),
-    })
+    Ok((
+        RefreshPlan {
+            plan,
+            segments: targets.to_vec(),
+        },
+        report,
+    ))
 }
 
 /// Evaluates every segment of `definitions` at `as_of` and returns, for each, its members'
@@ -181,15 +227,25 @@ pub async fn members_of(
     ctx: &SessionContext,
     refresh: RefreshPlan,
 ) -> Result<BTreeMap<String, Vec<String>>, Error> {
+    members_of_counted(ctx, refresh, &mut StateReport::full()).await
+}
+
+/// [`members_of`], adding to `report` the bytes and rows the plan's scans read.
+pub async fn members_of_counted(
+    ctx: &SessionContext,
+    refresh: RefreshPlan,
+    report: &mut StateReport,
+) -> Result<BTreeMap<String, Vec<String>>, Error> {
     let mut members: Vec<Vec<String>> = vec![Vec::new(); refresh.segments.len()];
     let context = || format!("evaluating {}", refresh.segments.join(", "));
-    let mut stream = ctx
-        .execute_logical_plan(refresh.plan)
-        .await
-        .context(context)?
-        .execute_stream()
+    let physical = ctx
+        .state()
+        .create_physical_plan(&refresh.plan)
         .await
         .context(context)?;
+    let mut stream =
+        datafusion::physical_plan::execute_stream(Arc::clone(&physical), ctx.task_ctx())
+            .context(context)?;
     while let Some(batch) = stream.next().await {
         let batch = batch.context(context)?;
         let ids = cast_to_utf8(batch.column(0))?;
@@ -203,6 +259,7 @@ pub async fn members_of(
             }
         }
     }
+    report.count_reads(&physical);
     Ok(refresh
         .segments
         .into_iter()
@@ -256,6 +313,15 @@ struct Compiler<'a> {
     /// When set, only this customer's rows are read (explaining one member; never with
     /// percent ranks, which need the whole universe).
     only: Option<String>,
+    /// Building a plan with partial states (see the `states` module).
+    incremental: bool,
+    /// The measures whose closed days may come from states.
+    statefuls: Vec<states::Stateful>,
+    /// The states the plan reads, once chosen.
+    state_use: Option<states::StateUse>,
+    /// Per measure: the partition days its period may read, `[from, to]` (`from` `None`: no
+    /// bound).
+    measure_days: Vec<(Option<chrono::NaiveDate>, chrono::NaiveDate)>,
 }
 
 const CID: &str = "customer_id";
@@ -300,6 +366,10 @@ impl<'a> Compiler<'a> {
             sequence_keys: HashMap::new(),
             explain_steps: false,
             only: None,
+            incremental: false,
+            statefuls: Vec::new(),
+            state_use: None,
+            measure_days: Vec::new(),
         }
     }
 

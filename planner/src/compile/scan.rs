@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::common::{Column, JoinType};
+use datafusion::common::Column;
 use datafusion::datasource::provider_as_source;
 use datafusion::functions::core::expr_fn::input_file_name;
 use datafusion::functions_aggregate::expr_fn::{count, max};
-use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{Expr, SessionContext, col, lit};
 use kitle_data::contract::ContractTable;
 use kitle_data::layout;
@@ -123,29 +123,22 @@ impl Compiler<'_> {
             }
         }
         let types: Vec<Expr> = self.event_types.iter().map(|t| lit(t.clone())).collect();
+        // Days whose rows no measure reads raw (their partials come from states).
+        let skipped = self.skipped_days();
         for (day, files) in files_per_day {
-            if files < 2 || first.is_some_and(|f| day < f) || day > last {
+            if files < 2 || first.is_some_and(|f| day < f) || day > last || skipped.contains(&day) {
                 continue;
             }
-            let plan = self
+            let rows = self
                 .events_scan_with(&BTreeSet::new(), lower, true)
                 .map_err(|e| e.into_error(""))?
                 .filter(
                     col(layout::EVENTS_PARTITION_COLUMN)
                         .eq(lit(day.format("%Y-%m-%d").to_string()))
                         .and(col("event_type").in_list(types.clone(), false)),
-                )?
-                .aggregate(
-                    vec![col("event_id")],
-                    vec![
-                        count(lit(1i64)).alias("__copies"),
-                        max(col(FILE_COLUMN)).alias("__keep"),
-                    ],
-                )?
-                .filter(col("__copies").gt(lit(1i64)))?
-                .project(vec![col("event_id"), col("__keep")])
-                .and_then(|b| b.build())
+                )
                 .context(context)?;
+            let plan = repeated_plan(rows).context(context)?;
             let batches = ctx
                 .execute_logical_plan(plan)
                 .await
@@ -153,19 +146,7 @@ impl Compiler<'_> {
                 .collect()
                 .await
                 .context(context)?;
-            for batch in batches {
-                let (ids, keep) = (
-                    cast_to_utf8(batch.column(0))?,
-                    cast_to_utf8(batch.column(1))?,
-                );
-                let (ids, keep) = (ids.as_string::<i32>(), keep.as_string::<i32>());
-                for i in 0..ids.len() {
-                    if ids.is_valid(i) && keep.is_valid(i) {
-                        self.repeated
-                            .push((ids.value(i).to_string(), keep.value(i).to_string()));
-                    }
-                }
-            }
+            self.repeated.extend(repeated_pairs(&batches)?);
         }
         Ok(())
     }
@@ -210,34 +191,28 @@ impl Compiler<'_> {
             .map(|c| col(c.schema_name().to_string()))
             .collect();
         with_code.push(code.end()?.alias(TYPE_CODE));
+        // Partitions whose rows no measure reads raw are not opened (the filter is on the
+        // partition column only, so the listing table prunes them).
+        let skipped = self.skipped_days();
+        let unskipped = |rows: LogicalPlanBuilder| -> Result<LogicalPlanBuilder, CompileError> {
+            if skipped.is_empty() {
+                return Ok(rows);
+            }
+            let days: Vec<Expr> = skipped
+                .iter()
+                .map(|d| lit(d.format("%Y-%m-%d").to_string()))
+                .collect();
+            Ok(rows.filter(col(layout::EVENTS_PARTITION_COLUMN).in_list(days, true))?)
+        };
         if self.repeated.is_empty() {
-            return Ok(rows()?.project(columns)?.project(with_code)?);
+            return Ok(unskipped(rows()?)?.project(columns)?.project(with_code)?);
         }
         // One scan: rows of repeated ids are kept only from the file chosen for them.
-        let repeated = LogicalPlanBuilder::values(
-            self.repeated
-                .iter()
-                .map(|(id, file)| vec![lit(id.clone()), lit(file.clone())])
-                .collect(),
-        )?
-        .project(vec![
-            col("column1").alias("__repeated_id"),
-            col("column2").alias("__keep_file"),
-        ])?
-        .build()?;
-        let kept = col("__repeated_id")
-            .is_null()
-            .or(col(FILE_COLUMN).eq(col("__keep_file")));
-        Ok(self
-            .events_scan_with(&self.event_columns, lower, true)?
-            .filter(only_types)?
-            .join(
-                repeated,
-                JoinType::Left,
-                (vec!["event_id"], vec!["__repeated_id"]),
-                None,
-            )?
-            .filter(kept)?
+        let rows = unskipped(
+            self.events_scan_with(&self.event_columns, lower, true)?
+                .filter(only_types)?,
+        )?;
+        Ok(Self::keep_chosen_copies(rows, &self.repeated)?
             .project(columns)?
             .project(with_code)?)
     }
@@ -246,4 +221,39 @@ impl Compiler<'_> {
     pub(super) fn aggregates_events(&self) -> bool {
         self.measures.iter().any(|m| !m.aggregates.is_empty())
     }
+}
+
+/// The plan finding, among `rows` (with `event_id` and [`FILE_COLUMN`]), the event ids that
+/// occur more than once, each with the file whose copy is kept (the path that sorts last).
+pub(super) fn repeated_plan(rows: LogicalPlanBuilder) -> datafusion::error::Result<LogicalPlan> {
+    rows.aggregate(
+        vec![col("event_id")],
+        vec![
+            count(lit(1i64)).alias("__copies"),
+            max(col(FILE_COLUMN)).alias("__keep"),
+        ],
+    )?
+    .filter(col("__copies").gt(lit(1i64)))?
+    .project(vec![col("event_id"), col("__keep")])?
+    .build()
+}
+
+/// The `(event_id, kept file)` pairs of a [`repeated_plan`]'s result.
+pub(super) fn repeated_pairs(
+    batches: &[datafusion::arrow::array::RecordBatch],
+) -> Result<Vec<(String, String)>, Error> {
+    let mut pairs = Vec::new();
+    for batch in batches {
+        let (ids, keep) = (
+            cast_to_utf8(batch.column(0))?,
+            cast_to_utf8(batch.column(1))?,
+        );
+        let (ids, keep) = (ids.as_string::<i32>(), keep.as_string::<i32>());
+        for i in 0..ids.len() {
+            if ids.is_valid(i) && keep.is_valid(i) {
+                pairs.push((ids.value(i).to_string(), keep.value(i).to_string()));
+            }
+        }
+    }
+    Ok(pairs)
 }

@@ -13,7 +13,12 @@ use crate::output::{TableFormat, write_batches};
 use crate::progress::TerminalProgress;
 
 /// Refreshes the named segments (all with none named) and prints each one's figures.
-pub async fn run_refresh(ctx: &Context, ids: &[String], at: Option<&str>) -> Result<(), CliError> {
+pub async fn run_refresh(
+    ctx: &Context,
+    ids: &[String],
+    at: Option<&str>,
+    full: bool,
+) -> Result<(), CliError> {
     let store = ctx.open_store()?;
     let at = as_of(ctx, at)?;
     // Refuse before evaluating anything when this process disagrees with the store's identity
@@ -27,6 +32,7 @@ pub async fn run_refresh(ctx: &Context, ids: &[String], at: Option<&str>) -> Res
         tz: ctx.config.time_zone,
         limits: &ctx.config.refresh_limits(),
         progress: &TerminalProgress::new(),
+        full,
     })
     .await?;
     crate::warn_report(&outcome.report);
@@ -48,6 +54,15 @@ pub async fn run_refresh(ctx: &Context, ids: &[String], at: Option<&str>) -> Res
                 s.id, s.version, s.size, s.entered, s.exited, s.duration_ms
             );
         }
+        let states = &outcome.states;
+        println!(
+            "{} refresh: {} days of partial states reused, {} computed; read {:.1} MB, {} rows",
+            states.mode,
+            states.partitions_reused,
+            states.partitions_recomputed,
+            states.bytes_read as f64 / 1e6,
+            states.rows_read
+        );
         if outcome.retries > 0 {
             eprintln!(
                 "note: the commit was applied again {} times because other writers committed first",
