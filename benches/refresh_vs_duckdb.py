@@ -5,15 +5,22 @@
         --store /tmp/kitle-bench --kitle ~/.cache/kitle-target/release/kitle
 
 1. generates the shop with `kitle generate` (unless --skip-generate) and counts its events;
-2. stores the ready-made segments (`kitle segment put queries/segments/*.json`) and times
-   `kitle refresh --as-of T --json` as a child process (wall time, peak RSS);
+2. stores the ready-made segments and the bench's own (`queries/segments`, `benches/segments`:
+   `distinct` and `active_days` measures) and times `kitle refresh --full --as-of T --json`
+   with no partial state present, as a child process (wall time, peak RSS);
 3. translates the same definitions into DuckDB SQL with the semantics of
    ../shared/spec/segment-language.md and ../shared/spec/data-contract.md (events once per
    event_id, customers as of as_of, ts <= as_of, the universe) and runs them over the same
    Parquet files in a child Python process each: (a) one query per segment, (b) one combined
    query (one aggregation over events with FILTER aggregates, one boolean column per segment);
 4. checks that both DuckDB variants give exactly kitle's stored memberships, segment by segment;
-5. prints the figures.
+5. prints the figures;
+6. (unless --skip-incremental) the incremental figures: a refresh at `<end>T11:00:00Z` that
+   computes every partial state, one with nothing new, one at 12:00 after an hour of events
+   (1/24 of a day, fresh ids) lands in a new file of today's partition, one at 01:00 the next
+   day after its first hour lands in a new partition (today now closed); each compared with
+   `kitle refresh --full` at the same instant, members equal, with the states' report (mode,
+   days reused and computed, MB and rows read). The landed files are removed afterwards.
 
 Only the standard library, `duckdb` and `pyarrow`. Developer check of the translator:
 `--conformance ../shared/conformance/cases.json` runs every scenario against a copy of the

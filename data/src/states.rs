@@ -298,7 +298,7 @@ pub fn stray_entry(fingerprint: &str) -> StateEntry {
     }
 }
 
-/// Commits `added` (day → new entries, written by [`write`]) into the index, conditionally.
+/// Commits `added` (day → new entries, written by [`write()`]) into the index, conditionally.
 /// Entries of a day whose fingerprint is not `current[day]` are dropped, and so are days no
 /// longer among `current` (their partition is gone); `replace` days lose their other entries.
 pub async fn commit(

@@ -5,7 +5,7 @@ use datafusion::functions_window::expr_fn::percent_rank;
 use datafusion::logical_expr::{ExprFunctionExt, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{Expr, col, lit, not};
 
-use super::states::narrowed;
+use super::state_merge::narrowed;
 use super::{CID, CompileError, Compiler, measure_column};
 
 impl Compiler<'_> {

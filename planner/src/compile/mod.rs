@@ -30,6 +30,7 @@ mod predicate;
 mod scan;
 mod sequence;
 mod sql;
+mod state_merge;
 mod states;
 mod values;
 

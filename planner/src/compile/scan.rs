@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::common::Column;
+use datafusion::common::{Column, JoinType};
 use datafusion::datasource::provider_as_source;
 use datafusion::functions::core::expr_fn::input_file_name;
 use datafusion::functions_aggregate::expr_fn::{count, max};
@@ -256,4 +256,47 @@ pub(super) fn repeated_pairs(
         }
     }
     Ok(pairs)
+}
+
+impl Compiler<'_> {
+    /// The rows of `rows` (with [`FILE_COLUMN`] when `repeated` is not empty) with each
+    /// repeated event id kept only from the file chosen for it, [`FILE_COLUMN`] dropped.
+    pub(super) fn keep_chosen_copies(
+        rows: LogicalPlanBuilder,
+        repeated: &[(String, String)],
+    ) -> Result<LogicalPlanBuilder, CompileError> {
+        if repeated.is_empty() {
+            return Ok(rows);
+        }
+        let columns: Vec<Expr> = rows
+            .schema()
+            .columns()
+            .into_iter()
+            .filter(|c| c.name != FILE_COLUMN)
+            .map(col)
+            .collect();
+        let repeated = LogicalPlanBuilder::values(
+            repeated
+                .iter()
+                .map(|(id, file)| vec![lit(id.clone()), lit(file.clone())])
+                .collect(),
+        )?
+        .project(vec![
+            col("column1").alias("__repeated_id"),
+            col("column2").alias("__keep_file"),
+        ])?
+        .build()?;
+        let kept = col("__repeated_id")
+            .is_null()
+            .or(col(FILE_COLUMN).eq(col("__keep_file")));
+        Ok(rows
+            .join(
+                repeated,
+                JoinType::Left,
+                (vec!["event_id"], vec!["__repeated_id"]),
+                None,
+            )?
+            .filter(kept)?
+            .project(columns)?)
+    }
 }

@@ -28,12 +28,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::{Column, JoinType, ScalarValue};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::functions::core::expr_fn::input_file_name;
-use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
-use datafusion::logical_expr::{ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, cast, when};
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::logical_expr::{ExprFunctionExt, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{Expr, SessionContext, col, lit};
 use futures::StreamExt;
@@ -42,12 +42,13 @@ use kitle_data::states::{self, StateEntry, StateIndex};
 use kitle_data::{Progress, layout};
 use serde::Serialize;
 
+use super::state_merge::retarget;
 use super::{CID, CompileError, Compiler, FILE_COLUMN};
 use crate::definition::{EventCondition, Measure, Op, Period, PropertyFilter};
 use crate::error::{Context, Error};
 
 /// Column of the merged partial rows holding the day of a state row (null on raw rows).
-const DAY: &str = "__day";
+pub(super) const DAY: &str = "__day";
 
 /// Column of a state plan counting rows whose `ts` is not on the partition's day.
 const STRAY: &str = "__stray";
@@ -70,22 +71,22 @@ pub(super) struct Stateful {
     pub(super) index: usize,
     /// What the state computes, as a short hash (shared by measures that differ by period).
     pub(super) key: String,
-    events: Vec<String>,
-    filters: Vec<PropertyFilter>,
+    pub(super) events: Vec<String>,
+    pub(super) filters: Vec<PropertyFilter>,
     /// Raw columns the partials read besides the scan's own.
-    columns: BTreeSet<String>,
+    pub(super) columns: BTreeSet<String>,
     /// `[from, to)`: the closed days the period covers whole (`from` `None`: no bound).
-    inner: (Option<NaiveDate>, NaiveDate),
+    pub(super) inner: (Option<NaiveDate>, NaiveDate),
     /// Per partial column (the measure's aggregates in order): its suffix and merge.
-    parts: Vec<(String, Merge)>,
+    pub(super) parts: Vec<(String, Merge)>,
 }
 
 impl Stateful {
-    fn covers(&self, day: NaiveDate) -> bool {
+    pub(super) fn covers(&self, day: NaiveDate) -> bool {
         self.inner.0.is_none_or(|from| day >= from) && day < self.inner.1
     }
 
-    fn state_column(&self, part: usize) -> String {
+    pub(super) fn state_column(&self, part: usize) -> String {
         format!("s_{}{}", self.key, self.parts[part].0)
     }
 }
@@ -94,9 +95,9 @@ impl Stateful {
 #[derive(Debug, Clone, Default)]
 pub(super) struct StateUse {
     /// State files (paths relative to the store root), one per (day, key) at most.
-    files: Vec<String>,
+    pub(super) files: Vec<String>,
     /// Days whose partition holds rows of other days: read raw by every measure.
-    strays: BTreeSet<NaiveDate>,
+    pub(super) strays: BTreeSet<NaiveDate>,
 }
 
 /// What the partial states did in one refresh.
@@ -156,12 +157,12 @@ fn scanned(plan: &Arc<dyn ExecutionPlan>) -> (u64, u64) {
 }
 
 /// Days since 1970-01-01, Arrow's `Date32`.
-fn date32(day: NaiveDate) -> ScalarValue {
+pub(super) fn date32(day: NaiveDate) -> ScalarValue {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
     ScalarValue::Date32(Some((day - epoch).num_days() as i32))
 }
 
-fn day_text(day: NaiveDate) -> Expr {
+pub(super) fn day_text(day: NaiveDate) -> Expr {
     lit(day.format("%Y-%m-%d").to_string())
 }
 
@@ -177,41 +178,6 @@ fn ceil_day(t: DateTime<Utc>) -> NaiveDate {
     } else {
         day.succ_opt().unwrap_or(day)
     }
-}
-
-/// `aggregate` (an aliased aggregate function) with `filter` as its `FILTER` and named `name`.
-fn retarget(aggregate: &Expr, filter: Expr, name: &str) -> Result<Expr, CompileError> {
-    let inner = match aggregate {
-        Expr::Alias(a) => a.expr.as_ref(),
-        e => e,
-    };
-    let Expr::AggregateFunction(f) = inner else {
-        return Err(CompileError::new(format!(
-            "a measure's partial is not an aggregate: {aggregate}"
-        )));
-    };
-    let mut f = f.clone();
-    f.params.filter = Some(Box::new(filter));
-    Ok(Expr::AggregateFunction(f).alias(name))
-}
-
-/// `aggregate` with `extra` added to its `FILTER`, keeping its name.
-pub(super) fn narrowed(aggregate: &Expr, extra: Expr) -> Result<Expr, CompileError> {
-    let name = aggregate.schema_name().to_string();
-    let inner = match aggregate {
-        Expr::Alias(a) => a.expr.as_ref(),
-        e => e,
-    };
-    let Expr::AggregateFunction(f) = inner else {
-        return Err(CompileError::new(format!(
-            "a measure's partial is not an aggregate: {aggregate}"
-        )));
-    };
-    let filter = match &f.params.filter {
-        Some(old) => old.as_ref().clone().and(extra),
-        None => extra,
-    };
-    retarget(aggregate, filter, &name)
 }
 
 impl Compiler<'_> {
@@ -603,203 +569,6 @@ impl Compiler<'_> {
         let mut sorted_keys = keys.to_vec();
         sorted_keys.sort();
         Ok(states::write(store, day, fingerprint, &sorted_keys, &written).await?)
-    }
-
-    /// The rows of `rows` (with [`FILE_COLUMN`] when `repeated` is not empty) with each
-    /// repeated event id kept only from the file chosen for it, [`FILE_COLUMN`] dropped.
-    pub(super) fn keep_chosen_copies(
-        rows: LogicalPlanBuilder,
-        repeated: &[(String, String)],
-    ) -> Result<LogicalPlanBuilder, CompileError> {
-        if repeated.is_empty() {
-            return Ok(rows);
-        }
-        let columns: Vec<Expr> = rows
-            .schema()
-            .columns()
-            .into_iter()
-            .filter(|c| c.name != FILE_COLUMN)
-            .map(col)
-            .collect();
-        let repeated = LogicalPlanBuilder::values(
-            repeated
-                .iter()
-                .map(|(id, file)| vec![lit(id.clone()), lit(file.clone())])
-                .collect(),
-        )?
-        .project(vec![
-            col("column1").alias("__repeated_id"),
-            col("column2").alias("__keep_file"),
-        ])?
-        .build()?;
-        let kept = col("__repeated_id")
-            .is_null()
-            .or(col(FILE_COLUMN).eq(col("__keep_file")));
-        Ok(rows
-            .join(
-                repeated,
-                JoinType::Left,
-                (vec!["event_id"], vec!["__repeated_id"]),
-                None,
-            )?
-            .filter(kept)?
-            .project(columns)?)
-    }
-
-    /// Over the raw event rows (with the partition column): whether a row's day is one whose
-    /// partials of `s` come from states.
-    pub(super) fn read_from_states(&self, s: &Stateful) -> Expr {
-        let date = || col(layout::EVENTS_PARTITION_COLUMN);
-        let mut expr = date().lt(day_text(s.inner.1));
-        if let Some(from) = s.inner.0 {
-            expr = expr.and(date().gt_eq(day_text(from)));
-        }
-        let strays = self.strays_within(s);
-        if !strays.is_empty() {
-            expr = expr.and(date().in_list(strays.into_iter().map(day_text).collect(), true));
-        }
-        expr
-    }
-
-    fn strays_within(&self, s: &Stateful) -> Vec<NaiveDate> {
-        self.state_use
-            .as_ref()
-            .map(|u| u.strays.iter().filter(|d| s.covers(**d)).copied().collect())
-            .unwrap_or_default()
-    }
-
-    /// The partitions the main aggregation need not read: for every measure it computes, the
-    /// day is outside the measure's period or its partials come from states.
-    pub(super) fn skipped_days(&self) -> Vec<NaiveDate> {
-        let Some(used) = &self.state_use else {
-            return Vec::new();
-        };
-        let mut days: BTreeSet<NaiveDate> = BTreeSet::new();
-        for meta in &self.tables.files(ContractTable::Events).readable {
-            if let Some(day) = self
-                .tables
-                .store()
-                .relative(&meta.location)
-                .and_then(|r| layout::partition_date_of(&r))
-            {
-                days.insert(day);
-            }
-        }
-        days.into_iter()
-            .filter(|day| !used.strays.contains(day))
-            .filter(|day| {
-                self.measures
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| !m.aggregates.is_empty())
-                    .all(|(i, _)| {
-                        let (from, to) = self.measure_days[i];
-                        let outside = from.is_some_and(|f| *day < f) || *day > to;
-                        outside || self.stateful_of(i).is_some_and(|s| s.covers(*day))
-                    })
-            })
-            .collect()
-    }
-
-    /// `per_customer` (the raw partial rows: `customer_id` and every measure's partials)
-    /// merged with the state rows, per customer; the same columns.
-    pub(super) fn merge_states(
-        &self,
-        per_customer: LogicalPlanBuilder,
-    ) -> Result<LogicalPlanBuilder, CompileError> {
-        let Some(used) = self.state_use.as_ref().filter(|u| !u.files.is_empty()) else {
-            return Ok(per_customer);
-        };
-        let raw_schema = Arc::clone(per_customer.schema());
-        let type_of = |name: &str| -> Result<DataType, CompileError> {
-            Ok(raw_schema
-                .field_with_unqualified_name(name)
-                .map_err(CompileError::from)?
-                .data_type()
-                .clone())
-        };
-        let null_of = |t: &DataType| -> Result<Expr, CompileError> {
-            Ok(lit(ScalarValue::try_from(t).map_err(CompileError::from)?))
-        };
-        // Partial columns: (name, type) of the raw rows, and the state columns in use.
-        let partials: Vec<(String, DataType)> = self
-            .measures
-            .iter()
-            .flat_map(|m| m.aggregates.iter().map(|a| a.schema_name().to_string()))
-            .map(|name| type_of(&name).map(|t| (name, t)))
-            .collect::<Result<_, _>>()?;
-        let mut state_columns: BTreeMap<String, DataType> = BTreeMap::new();
-        for s in &self.statefuls {
-            for part in 0..s.parts.len() {
-                let raw = format!("__agg_{}{}", s.index, s.parts[part].0);
-                state_columns.insert(s.state_column(part), type_of(&raw)?);
-            }
-        }
-        let mut fields = vec![
-            datafusion::arrow::datatypes::Field::new(CID, type_of(CID)?, true),
-            datafusion::arrow::datatypes::Field::new(DAY, DataType::Date32, true),
-        ];
-        for (name, t) in &state_columns {
-            fields.push(datafusion::arrow::datatypes::Field::new(
-                name,
-                t.clone(),
-                true,
-            ));
-        }
-        let source = states::source(
-            self.tables.store(),
-            &used.files,
-            Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
-        )?;
-        let mut raw_side = vec![col(CID), null_of(&DataType::Date32)?.alias(DAY)];
-        let mut state_side = vec![col(CID), col(DAY)];
-        for (name, t) in &partials {
-            raw_side.push(col(name.clone()));
-            state_side.push(null_of(t)?.alias(name.clone()));
-        }
-        for (name, t) in &state_columns {
-            raw_side.push(null_of(t)?.alias(name.clone()));
-            state_side.push(cast(col(name.clone()), t.clone()).alias(name.clone()));
-        }
-        let state_rows = LogicalPlanBuilder::scan("states", provider_as_source(source), None)?
-            .project(state_side)?
-            .build()?;
-        let unioned = per_customer.project(raw_side)?.union(state_rows)?;
-
-        let mut merged = Vec::new();
-        let mut typed = vec![col(CID)];
-        for (i, m) in self.measures.iter().enumerate() {
-            let stateful = self.stateful_of(i);
-            for (part, aggregate) in m.aggregates.iter().enumerate() {
-                let name = aggregate.schema_name().to_string();
-                let t = type_of(&name)?;
-                let (value, merge) = match stateful {
-                    Some(s) => {
-                        let day = || col(DAY);
-                        let mut inside = day().lt(lit(date32(s.inner.1)));
-                        if let Some(from) = s.inner.0 {
-                            inside = inside.and(day().gt_eq(lit(date32(from))));
-                        }
-                        let value = when(day().is_null(), col(name.clone()))
-                            .when(inside, col(s.state_column(part)))
-                            .end()?;
-                        (value, s.parts[part].1)
-                    }
-                    None => (col(name.clone()), Merge::Max),
-                };
-                let merged_value = match merge {
-                    Merge::Sum => sum(value),
-                    Merge::Min => min(value),
-                    Merge::Max => max(value),
-                };
-                let merged_name = format!("__merged{name}");
-                merged.push(merged_value.alias(merged_name.clone()));
-                typed.push(cast(col(merged_name), t).alias(name));
-            }
-        }
-        Ok(LogicalPlanBuilder::from(unioned.build()?)
-            .aggregate(vec![col(CID)], merged)?
-            .project(typed)?)
     }
 }
 
