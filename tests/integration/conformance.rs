@@ -894,20 +894,29 @@ async fn compare(
     let engine = engine_members(&tables, &definitions, as_of, tz)
         .await
         .unwrap_or_else(|e| panic!("the engine fails: {e}"));
+    // Incrementally too: partial states computed (or reused from an earlier comparison on
+    // the same store) and recombined, as a refresh does.
+    let (incremental, _) =
+        kitle_planner::compile::evaluate_with_states(&tables, &definitions, as_of, tz)
+            .await
+            .unwrap_or_else(|e| panic!("the engine fails with states: {e}"));
     let reference = reference_members(&shop.store, &definitions, as_of, tz).await;
-    definitions
-        .iter()
-        .filter_map(|def| {
+    let mut mismatches = Vec::new();
+    for (mode, members) in [("", &engine), ("incremental: ", &incremental)] {
+        for def in &definitions {
             let expected = &reference[&def.id];
-            match engine.get(&def.id) {
-                None => Some((def.id.clone(), "no result from the engine".to_string())),
-                Some(actual) if actual != expected => {
-                    Some((def.id.clone(), diff(expected, actual)))
+            match members.get(&def.id) {
+                None => {
+                    mismatches.push((def.id.clone(), format!("{mode}no result from the engine")))
                 }
-                Some(_) => None,
+                Some(actual) if actual != expected => {
+                    mismatches.push((def.id.clone(), format!("{mode}{}", diff(expected, actual))))
+                }
+                Some(_) => {}
             }
-        })
-        .collect()
+        }
+    }
+    mismatches
 }
 
 /// Definitions whose answers hinge on the edges `edges::write` puts data on: every window
@@ -992,8 +1001,10 @@ fn edge_definitions(as_of: DateTime<Utc>) -> Vec<Json> {
 /// The engine and the reference agree on a few hundred random definitions (and the
 /// [`edge_definitions`]) over a generated shop with rows on the edges of `as_of`, in UTC and in
 /// Europe/Istanbul, with the store's identity setting `customer_id` and then `stitched` (the
-/// shop has guests who identify, devices re-linked, links after `as_of`). On a mismatch the first failing definition is shrunk
-/// (proptest's shrinking, re-running both) and printed with every other mismatch.
+/// shop has guests who identify, devices re-linked, links after `as_of`), in both modes: from
+/// scratch and with partial states (computed by the first comparison on the store, reused by
+/// the later ones). On a mismatch the first failing definition is shrunk (proptest's
+/// shrinking, re-running both) and printed with every other mismatch.
 #[tokio::test]
 async fn engine_matches_reference_on_random_definitions() {
     let shop = generated_shop(5).await;

@@ -223,6 +223,32 @@ pub async fn evaluate(
     members_of(&ctx, refresh).await
 }
 
+/// [`evaluate`] with partial states, as an incremental refresh evaluates: the missing states
+/// are computed and committed into the store, the others reused. Returns what the states did
+/// too. (Tests compare it with [`evaluate`] and with the reference evaluator.)
+pub async fn evaluate_with_states(
+    tables: &ContractTables,
+    definitions: &[SegmentDefinition],
+    as_of: DateTime<Utc>,
+    tz: Tz,
+) -> Result<(BTreeMap<String, Vec<String>>, StateReport), Error> {
+    let ctx = kitle_data::session::new_context(tables.store());
+    tables.register_as_of(&ctx, as_of)?;
+    let targets: Vec<String> = definitions.iter().map(|d| d.id.clone()).collect();
+    let (refresh, mut report) = build_refresh_plan_with_states(
+        &ctx,
+        tables,
+        definitions,
+        &targets,
+        as_of,
+        tz,
+        &kitle_data::NoProgress,
+    )
+    .await?;
+    let members = members_of_counted(&ctx, refresh, &mut report).await?;
+    Ok((members, report))
+}
+
 /// Runs a refresh plan and collects each segment's members, sorted.
 pub async fn members_of(
     ctx: &SessionContext,
