@@ -191,7 +191,7 @@ async fn plan_segments(
     }
     let mut report = StateReport::full();
     if let Mode::Incremental(progress) = mode {
-        compiler.prepare_states(ctx, progress, &mut report).await?;
+        compiler.prepare_states(progress, &mut report).await?;
     }
     if !matches!(mode, Mode::Check) {
         compiler.find_repeated(ctx).await?;

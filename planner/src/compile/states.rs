@@ -284,7 +284,6 @@ impl Compiler<'_> {
     /// documentation); returns what it did. Runs before the plan is assembled.
     pub(super) async fn prepare_states(
         &mut self,
-        ctx: &SessionContext,
         progress: &dyn Progress,
         report: &mut StateReport,
     ) -> Result<(), Error> {
@@ -329,10 +328,19 @@ impl Compiler<'_> {
         if !work.is_empty() {
             progress.start("computing states", work.len() as u64);
         }
+        // A day's state is one partition's small plan: it runs in this process whatever the
+        // engine. (On a cluster, a refresh whose executor was killed during these many small
+        // jobs once gave one extra member; a cache kept for weeks is not left to a cluster's
+        // task recovery.)
+        let local_store = store
+            .clone()
+            .with_engine(kitle_data::cluster::Engine::Local);
+        let local = kitle_data::session::new_context(&local_store);
+        self.tables.install_store(&local);
         for (day, keys, replace) in work {
             let fingerprint = &fingerprints[&day];
             let entry = self
-                .compute_state(ctx, &store, day, fingerprint, &keys, report)
+                .compute_state(&local, &store, day, fingerprint, &keys, report)
                 .await?;
             if entry.stray {
                 chosen.strays.insert(day);
