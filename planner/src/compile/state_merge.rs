@@ -18,18 +18,25 @@ use kitle_data::{layout, states};
 use super::states::{DAY, Merge, Stateful, date32, day_text};
 use super::{CID, CompileError, Compiler};
 
-/// `aggregate` (an aliased aggregate function) with `filter` as its `FILTER` and named `name`.
-pub(super) fn retarget(aggregate: &Expr, filter: Expr, name: &str) -> Result<Expr, CompileError> {
+/// The aggregate function of `aggregate` (a measure's partial, aliased or not).
+fn aggregate_of(
+    aggregate: &Expr,
+) -> Result<&datafusion::logical_expr::expr::AggregateFunction, CompileError> {
     let inner = match aggregate {
         Expr::Alias(a) => a.expr.as_ref(),
         e => e,
     };
-    let Expr::AggregateFunction(f) = inner else {
-        return Err(CompileError::new(format!(
+    match inner {
+        Expr::AggregateFunction(f) => Ok(f),
+        _ => Err(CompileError::new(format!(
             "a measure's partial is not an aggregate: {aggregate}"
-        )));
-    };
-    let mut f = f.clone();
+        ))),
+    }
+}
+
+/// `aggregate` (an aliased aggregate function) with `filter` as its `FILTER` and named `name`.
+pub(super) fn retarget(aggregate: &Expr, filter: Expr, name: &str) -> Result<Expr, CompileError> {
+    let mut f = aggregate_of(aggregate)?.clone();
     f.params.filter = Some(Box::new(filter));
     Ok(Expr::AggregateFunction(f).alias(name))
 }
@@ -37,16 +44,7 @@ pub(super) fn retarget(aggregate: &Expr, filter: Expr, name: &str) -> Result<Exp
 /// `aggregate` with `extra` added to its `FILTER`, keeping its name.
 pub(super) fn narrowed(aggregate: &Expr, extra: Expr) -> Result<Expr, CompileError> {
     let name = aggregate.schema_name().to_string();
-    let inner = match aggregate {
-        Expr::Alias(a) => a.expr.as_ref(),
-        e => e,
-    };
-    let Expr::AggregateFunction(f) = inner else {
-        return Err(CompileError::new(format!(
-            "a measure's partial is not an aggregate: {aggregate}"
-        )));
-    };
-    let filter = match &f.params.filter {
+    let filter = match &aggregate_of(aggregate)?.params.filter {
         Some(old) => old.as_ref().clone().and(extra),
         None => extra,
     };
