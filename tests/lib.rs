@@ -142,6 +142,29 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// The requests the server has answered so far, by kind (`get`, `head`, `list`, `put`,
+    /// `post`, `delete`), and `bytes_read`, the object data its `GET`s returned (counted by
+    /// `tests/fixtures/moto_serialised.py`).
+    pub fn requests(&self) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let port = self.endpoint.rsplit(':').next().unwrap();
+        let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /__kitle/requests HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    }
+}
+
 /// An unsigned `PUT path` with an empty body (moto accepts it: creating a bucket); the status
 /// line of the answer.
 fn raw_put(port: u16, path: &str) -> std::io::Result<String> {

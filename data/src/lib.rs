@@ -30,6 +30,7 @@ engine! {
     pub mod blame;
     pub mod cluster;
     pub mod commit;
+    pub mod counted;
     pub mod deadline;
     pub mod definitions;
     pub mod erasure;

@@ -18,6 +18,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::counted::{Counted, IoCounters, StoreIo};
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 
@@ -144,6 +145,8 @@ pub struct Store {
     local: Option<PathBuf>,
     /// Where queries over this store run (the local engine unless [`Store::with_engine`]).
     engine: crate::cluster::Engine,
+    /// The requests and bytes `object_store` served, shared by every clone of this store.
+    io: Arc<IoCounters>,
 }
 
 impl Store {
@@ -196,8 +199,10 @@ impl Store {
         // the paths we form.
         let absolute = absolute.canonicalize().unwrap_or(absolute);
         let root = Path::from_absolute_path(&absolute).map_err(|e| invalid(raw, &e.to_string()))?;
+        let io = Arc::new(IoCounters::default());
+        let counted = Counted::new(Arc::new(LocalFileSystem::new()), Arc::clone(&io), true);
         Ok(Self {
-            object_store: Arc::new(LocalFileSystem::new()),
+            object_store: Arc::new(counted),
             base_url: Url::parse("file:///").expect("static URL"),
             root,
             display: absolute.display().to_string(),
@@ -205,6 +210,7 @@ impl Store {
             identity: None,
             local: Some(absolute),
             engine: crate::cluster::Engine::Local,
+            io,
         })
     }
 
@@ -223,8 +229,10 @@ impl Store {
         let s3 = builder.build().map_err(|e| invalid(raw, &e.to_string()))?;
         let base_url =
             Url::parse(&format!("s3://{bucket}/")).map_err(|e| invalid(raw, &e.to_string()))?;
+        let io = Arc::new(IoCounters::default());
+        let counted = Counted::new(Arc::new(s3), Arc::clone(&io), false);
         Ok(Self {
-            object_store: Arc::new(s3),
+            object_store: Arc::new(counted),
             base_url,
             root: Path::from(prefix.trim_matches('/')),
             display: raw.to_string(),
@@ -232,6 +240,7 @@ impl Store {
             identity: None,
             local: None,
             engine: crate::cluster::Engine::Local,
+            io,
         })
     }
 
@@ -246,6 +255,12 @@ impl Store {
     /// Where queries over this store run.
     pub fn engine(&self) -> &crate::cluster::Engine {
         &self.engine
+    }
+
+    /// The requests and bytes this process's clones of the store have served so far (take two
+    /// snapshots and [`StoreIo::since`] for what happened between them).
+    pub fn io(&self) -> StoreIo {
+        self.io.snapshot()
     }
 
     /// The object store every read and write goes through.

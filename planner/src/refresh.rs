@@ -61,6 +61,11 @@ pub struct RefreshOutcome {
     /// Whether partial states were used (`full` or `incremental`), how many days' states were
     /// reused and recomputed, and the bytes and rows the refresh's scans read.
     pub states: StateReport,
+    /// The requests and bytes the store served this process during the refresh, counted at
+    /// the object store (listings, footers, events, states, kitle's own objects and commit):
+    /// on S3, the requests sent. Work on a cluster's executors is not in it, and in `kitle
+    /// serve` reads answered for other callers meanwhile are.
+    pub store_io: kitle_data::counted::StoreIo,
 }
 
 /// The stored definitions, parsed (instants of stored definitions are UTC, so the zone only
@@ -379,6 +384,7 @@ async fn refresh_unlimited(run: RefreshRun<'_>) -> Result<RefreshOutcome, Error>
         full,
     } = run;
     let started = Instant::now();
+    let io_at_start = store.io();
     // The manifest before the definitions: a removal committed after this read is seen when
     // the new versions are committed (see `memberships::commit`).
     let manifest = memberships::read_manifest(store).await?;
@@ -435,6 +441,7 @@ async fn refresh_unlimited(run: RefreshRun<'_>) -> Result<RefreshOutcome, Error>
         retries: commit.retries,
         report: tables.report(),
         states,
+        store_io: store.io().since(&io_at_start),
     })
 }
 

@@ -201,6 +201,21 @@ impl Engine {
             .increment(states.partitions_recomputed);
         metrics::counter!("kitle_refresh_read_bytes_total").increment(states.bytes_read);
         metrics::counter!("kitle_refresh_read_rows_total").increment(states.rows_read);
+        let io = &outcome.store_io;
+        for (op, n) in [
+            ("get", io.gets),
+            ("head", io.heads),
+            ("list", io.lists),
+            ("put", io.puts),
+            ("delete", io.deletes),
+            ("copy", io.copies),
+        ] {
+            metrics::counter!("kitle_refresh_store_requests_total", "op" => op).increment(n);
+        }
+        metrics::counter!("kitle_refresh_store_bytes_total", "direction" => "read")
+            .increment(io.bytes_read);
+        metrics::counter!("kitle_refresh_store_bytes_total", "direction" => "written")
+            .increment(io.bytes_written);
         for s in &outcome.segments {
             metrics::counter!("kitle_refresh_entered_total", "segment" => s.id.clone())
                 .increment(s.entered);

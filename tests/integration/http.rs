@@ -313,6 +313,17 @@ async fn every_route_answers_from_the_refreshed_memberships() {
     );
     assert!(metrics.contains("kitle_refresh_duration_seconds"));
     assert!(metrics.contains("kitle_index_bytes "), "{metrics}");
+    // The refreshes' store requests and bytes, counted at the object store.
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(value("kitle_refresh_store_requests_total{op=\"get\"}") > 0.0);
+    assert!(value("kitle_refresh_store_requests_total{op=\"list\"}") > 0.0);
+    assert!(value("kitle_refresh_store_bytes_total{direction=\"read\"}") > 0.0);
+    assert!(value("kitle_refresh_store_bytes_total{direction=\"written\"}") > 0.0);
     assert!(metrics.contains(&format!("kitle_segment_size{{segment=\"{big}\"}}")));
     let (_, openapi) = get(&c, s.url("/openapi.json")).await;
     for path in [

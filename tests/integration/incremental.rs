@@ -26,7 +26,7 @@ use kitle_planner::refresh::{
 use serde_json::{Value, json};
 
 use crate::support::http::cases;
-use crate::support::{conformance_store, copy_tree, local_store};
+use crate::support::{Backend, S3Server, conformance_store, copy_tree, local_store};
 
 async fn refresh_at(store: &Store, as_of: DateTime<Utc>, tz: Tz, full: bool) -> RefreshOutcome {
     refresh(RefreshRun {
@@ -547,4 +547,70 @@ async fn plans_scan_events_once_with_only_the_needed_columns_and_partitions() {
         state_files + 3 >= full_days && state_files > 0,
         "{state_files} state files for {full_days} days"
     );
+}
+
+/// What `store_io` reports is what the S3 server answered: for a refresh that computes every
+/// state and one that reuses them, the requests of each kind and the object bytes fetched
+/// match the server's own counts exactly (`tests/fixtures/moto_serialised.py` counts them).
+#[tokio::test]
+async fn store_io_counts_the_requests_the_s3_server_answers() {
+    let server = S3Server::start();
+    let backend = Backend::s3(&server, "shop/io");
+    backend.fill_from(&conformance_store()).await;
+    let store = Store::open(&backend.config()).unwrap();
+    let end: DateTime<Utc> = cases()["scenarios"][0]["as_of"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    put_definitions(
+        &store,
+        &FooterCache::new(),
+        &extra_definitions(end, false),
+        chrono_tz::UTC,
+    )
+    .await
+    .unwrap();
+    for (what, full) in [
+        ("computing states", false),
+        ("reusing them", false),
+        ("--full", true),
+    ] {
+        let before = server.requests();
+        let outcome = refresh_at(&store, end, chrono_tz::UTC, full).await;
+        let after = server.requests();
+        let seen = |kind: &str| after[kind].as_u64().unwrap() - before[kind].as_u64().unwrap();
+        let io = outcome.store_io;
+        let counted = (
+            io.gets,
+            io.heads,
+            io.lists,
+            io.puts,
+            io.deletes,
+            io.bytes_read,
+        );
+        let answered = (
+            seen("get"),
+            seen("head"),
+            seen("list"),
+            seen("put"),
+            seen("delete") + seen("post"),
+            seen("bytes_read"),
+        );
+        assert_eq!(
+            counted, answered,
+            "{what}: (GET, HEAD, LIST, PUT, DELETE, bytes) counted by kitle vs the server: {io:?}"
+        );
+        assert!(
+            io.gets > 0 && io.lists > 0 && io.puts > 0 && io.bytes_read > 0,
+            "{what}: {io:?}"
+        );
+        assert_eq!(
+            io.requests,
+            io.gets + io.heads + io.lists + io.puts + io.deletes + io.copies
+        );
+        if what == "reusing them" {
+            assert_eq!(outcome.states.partitions_recomputed, 0, "{what}");
+        }
+    }
 }

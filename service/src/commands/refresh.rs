@@ -20,11 +20,13 @@ pub async fn run_refresh(
     full: bool,
 ) -> Result<(), CliError> {
     let store = ctx.open_store()?;
+    // The command's requests, its identity check included (the refresh counts its own).
+    let io_at_start = store.io();
     let at = as_of(ctx, at)?;
     // Refuse before evaluating anything when this process disagrees with the store's identity
     // setting (the commit would refuse anyway, after the whole evaluation): the caller's to fix.
     kitle_data::identity::ensure_writable(&store).await?;
-    let outcome = refresh(RefreshRun {
+    let mut outcome = refresh(RefreshRun {
         store: &store,
         cache: &FooterCache::new(),
         requested: ids,
@@ -35,6 +37,7 @@ pub async fn run_refresh(
         full,
     })
     .await?;
+    outcome.store_io = store.io().since(&io_at_start);
     crate::warn_report(&outcome.report);
     if ctx.json {
         println!("{}", serde_json::to_string(&outcome).unwrap_or_default());
@@ -62,6 +65,19 @@ pub async fn run_refresh(
             states.partitions_recomputed,
             states.bytes_read as f64 / 1e6,
             states.rows_read
+        );
+        let io = &outcome.store_io;
+        println!(
+            "store: {} requests ({} GET, {} HEAD, {} LIST, {} PUT, {} DELETE, {} COPY), {:.1} MB fetched, {:.1} MB written",
+            io.requests,
+            io.gets,
+            io.heads,
+            io.lists,
+            io.puts,
+            io.deletes,
+            io.copies,
+            io.bytes_read as f64 / 1e6,
+            io.bytes_written as f64 / 1e6
         );
         if outcome.retries > 0 {
             eprintln!(
